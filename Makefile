@@ -1,0 +1,57 @@
+# xemogpt: `make setup` then `make test`; `make train` runs the main job on generated data (CPU, no downloads).
+SHELL := /bin/bash
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+RECIPE ?= recipes/xemogpt-tiny.yaml
+RUN ?=
+ARGS ?=
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+export PYTHONUNBUFFERED := 1
+
+.PHONY: setup test test-fast train eval zoo lint bench bench-metrics bench-data clean help
+
+help:
+	@echo "make setup | test | train [RECIPE=...] [ARGS='key=value ...'] | eval [RUN=runs/...] | zoo | lint | bench"
+
+# Idempotent: the stamp is rebuilt only when setup.cfg or constraints.txt change.
+$(VENV)/.stamp: setup.cfg pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+	set -o pipefail; $(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || (echo "pip install failed"; exit 1)
+	touch $@
+
+setup: $(VENV)/.stamp
+	@$(BIN)/python -c "import xemogpt, torch, lightning; print('xemogpt ready: torch', torch.__version__, '| lightning', lightning.__version__)"
+
+test: setup
+	$(BIN)/python -m pytest -q -x --durations=15
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
+
+train: setup
+	$(BIN)/xemogpt train --recipe $(RECIPE) $(if $(RUN),--run-dir $(RUN)) $(ARGS)
+
+eval: setup
+	$(BIN)/xemogpt eval --checkpoint $(or $(RUN),runs/xemogpt-tiny) $(ARGS)
+
+zoo: setup
+	$(BIN)/xemogpt zoo $(ARGS)
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+
+bench: setup
+	$(BIN)/python benchmarks/bench_train.py
+
+bench-metrics: setup
+	$(BIN)/python benchmarks/bench_metrics.py
+
+bench-data: setup
+	$(BIN)/python benchmarks/bench_data.py
+
+clean:
+	rm -rf runs .pytest_cache .ruff_cache build dist src/*.egg-info

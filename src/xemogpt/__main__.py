@@ -1,0 +1,3 @@
+from xemogpt.cli import main
+
+raise SystemExit(main())

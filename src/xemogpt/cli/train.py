@@ -1,0 +1,35 @@
+"""Train a recipe through all its stages, then evaluate the test split."""
+
+from __future__ import annotations
+
+import argparse
+
+COMMAND = "train"
+DEFAULT_RECIPE = "recipes/xemogpt-tiny.yaml"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--recipe", default=DEFAULT_RECIPE, help="recipe YAML (default: the tiny recipe)")
+    p.add_argument("--run-dir", default=None, help="output folder (default: runs/<recipe name>)")
+    p.add_argument("--no-eval", action="store_true", help="skip the evaluation after training")
+    p.add_argument("--check", action="store_true", help="validate the recipe (names, arguments, weights) and stop")
+    p.add_argument("overrides", nargs="*", help="recipe overrides key.sub=value (e.g. stages.2.epochs=3)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from xemogpt.recipe import load_recipe, validate_recipe
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    validate_recipe(recipe)
+    if args.check:
+        print(f"recipe {args.recipe} is valid")
+        return 0
+    from xemogpt.evaluation.report import print_metrics
+    from xemogpt.training.run import train_recipe
+
+    run_dir = args.run_dir or f"runs/{recipe.get('name', 'run')}"
+    summary = train_recipe(recipe, run_dir, evaluate=not args.no_eval)
+    if "metrics" in summary:
+        print_metrics(summary["metrics"])
+    print(f"\nrun folder: {run_dir}  (checkpoint: {summary['checkpoint']}; timings s: {summary['timings_s']})")
+    return 0

@@ -1,0 +1,13 @@
+"""Cue extraction: free-text emotion descriptions -> cue sentences per modality (visual / auditory / emotional).
+
+Importing this package registers the extractors under kind ``cue_extractor``: ``offline`` (clause splitting,
+lexical rules and MiniLM prototypes, no network) and ``openai`` (any OpenAI-compatible chat endpoint, JSON output,
+retries and a disk cache). Both implement ``extract(texts: list[str]) -> list[dict[str, list[str]]]``.
+"""
+
+from xemogpt.cues.base import MODALITIES, CueExtractor, normalize_cues
+from xemogpt.cues.offline import OfflineCueExtractor
+from xemogpt.cues.splitting import split_clauses, split_description, split_sentences
+
+__all__ = ["MODALITIES", "CueExtractor", "OfflineCueExtractor", "normalize_cues", "split_clauses",
+           "split_description", "split_sentences"]

@@ -1,0 +1,150 @@
+"""The EmoCue sample schema: one record per clip, whatever dataset it came from.
+
+A dataset is a folder holding ``manifest.jsonl`` (one :class:`EmoCueSample` per line, media paths relative to the
+folder) and optionally ``dataset.json`` (free-form info: emotions, generator, seed). Adapters write this layout;
+the DataModule, the feature cache and the evaluators read it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+MODALITIES: tuple[str, ...] = ("visual", "auditory", "emotional")
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+MANIFEST = "manifest.jsonl"
+DATASET_INFO = "dataset.json"
+
+
+class SchemaError(ValueError):
+    """A manifest record is malformed; the message names the file, line and field."""
+
+
+@dataclass
+class EmoCueSample:
+    """One clip.
+
+    Attributes:
+        id: unique sample name (the key every metric and prediction file uses).
+        video: path of the video file relative to the dataset root, or None for audio-only samples.
+        audio: path of a separate audio file, or None to take the audio track of ``video``.
+        subtitle: what is said (may be empty).
+        emotion: the primary discrete emotion label, or None when the dataset has none.
+        labels: open-vocabulary emotion labels (OV-MER); defaults to ``[emotion]``.
+        cues: cue sentences per modality under ``visual``/``auditory``/``emotional``.
+        cue_ids: canonical cue ids aligned one-to-one with ``cues`` (synthetic data; empty when unknown).
+        description: the EMER-style target paragraph.
+        split: ``train``, ``val`` or ``test``.
+        meta: anything else (generator parameters, source dataset fields).
+    """
+
+    id: str
+    video: str | None = None
+    audio: str | None = None
+    subtitle: str = ""
+    emotion: str | None = None
+    labels: list[str] = field(default_factory=list)
+    cues: dict[str, list[str]] = field(default_factory=dict)
+    cue_ids: dict[str, list[str]] = field(default_factory=dict)
+    description: str = ""
+    split: str = "train"
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.labels and self.emotion:
+            self.labels = [self.emotion]
+        for m in MODALITIES:
+            self.cues.setdefault(m, [])
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], *, where: str = "record") -> "EmoCueSample":
+        if not isinstance(d, dict):
+            raise SchemaError(f"{where}: expected a JSON object, got {type(d).__name__}")
+        if "id" not in d or d["id"] in (None, ""):
+            raise SchemaError(f"{where}: missing required field 'id'")
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        kwargs = {k: v for k, v in d.items() if k in known}
+        if unknown:  # keep unknown fields rather than losing them
+            kwargs.setdefault("meta", {})
+            kwargs["meta"] = {**kwargs["meta"], **{k: d[k] for k in unknown}}
+        kwargs["id"] = str(kwargs["id"])
+        if kwargs.get("split", "train") not in SPLITS:
+            raise SchemaError(f"{where} (id {kwargs['id']!r}): split must be one of {SPLITS}, got {kwargs['split']!r}")
+        cues = kwargs.get("cues") or {}
+        if not isinstance(cues, dict) or any(not isinstance(v, list) for v in cues.values()):
+            raise SchemaError(f"{where} (id {kwargs['id']!r}): 'cues' must map modality -> list of sentences")
+        if kwargs.get("subtitle") is None:
+            kwargs["subtitle"] = ""
+        return cls(**kwargs)
+
+
+def resolve_media(root: str | Path, rel: str | None, *, sample_id: str = "?") -> Path | None:
+    """Absolute path of a media file; refuses paths that escape the dataset root."""
+    if rel is None:
+        return None
+    # Normalise without following links: imports symlink media into the root, and that is not an escape.
+    root = Path(os.path.abspath(root))
+    p = Path(os.path.normpath(root / rel))
+    if root != p and root not in p.parents:
+        raise SchemaError(f"sample {sample_id!r}: media path {rel!r} escapes the dataset root {root}")
+    return p
+
+
+def write_manifest(root: str | Path, samples: Iterable[EmoCueSample], info: dict[str, Any] | None = None) -> Path:
+    """Write ``manifest.jsonl`` (and ``dataset.json`` when ``info`` is given) atomically."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / MANIFEST
+    tmp = path.with_suffix(".jsonl.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for s in samples:
+            f.write(json.dumps(s.to_dict(), ensure_ascii=False) + "\n")
+    tmp.replace(path)
+    if info is not None:
+        (root / DATASET_INFO).write_text(json.dumps(info, indent=2, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def iter_manifest(root: str | Path) -> Iterator[EmoCueSample]:
+    """Yield samples from ``root/manifest.jsonl`` (``root`` may also be the manifest file itself)."""
+    path = Path(root)
+    if path.is_dir():
+        path = path / MANIFEST
+    if not path.exists():
+        raise FileNotFoundError(
+            f"no EmoCue manifest at {path}; create one with `xemogpt data synth --out DIR` or `xemogpt data import`"
+        )
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                d = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise SchemaError(f"{path}:{lineno}: not valid JSON ({e.msg})") from e
+            yield EmoCueSample.from_dict(d, where=f"{path}:{lineno}")
+
+
+def read_manifest(root: str | Path, split: str | None = None) -> list[EmoCueSample]:
+    """All samples of a dataset (optionally one split); duplicate ids are an error naming the id."""
+    out, seen = [], set()
+    for s in iter_manifest(root):
+        if s.id in seen:
+            raise SchemaError(f"{root}: duplicate sample id {s.id!r}")
+        seen.add(s.id)
+        if split is None or s.split == split:
+            out.append(s)
+    return out
+
+
+def read_info(root: str | Path) -> dict[str, Any]:
+    p = Path(root) / DATASET_INFO
+    return json.loads(p.read_text(encoding="utf-8")) if p.exists() else {}

@@ -1,0 +1,1 @@
+"""Evaluation: generation on a split, metrics, baselines and reports."""

@@ -1,0 +1,65 @@
+"""Tables and Markdown reports of evaluation results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+SYSTEMS = ("model", "majority", "shuffled")
+
+
+def metric_rows(results: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
+    """Rows (metric name, {system: formatted value}) for every metric present."""
+    systems = [s for s in SYSTEMS if s in results]
+    rows: list[tuple[str, dict[str, str]]] = []
+
+    def fmt(v):
+        return "-" if v is None else f"{v:.3f}"
+
+    rows.append(("emotion accuracy", {s: fmt(results[s].get("emotion_accuracy")) for s in systems}))
+    if results[systems[0]].get("cues"):
+        for m in ("visual", "auditory", "emotional"):
+            rows.append((f"{m} cues reproduced", {s: fmt(results[s]["cues"][m]["reproduced"]) for s in systems}))
+        for m in ("visual", "auditory"):
+            rows.append((f"{m} cue precision", {s: fmt(results[s]["cues"][m]["precision"]) for s in systems}))
+    for m in ("visual", "auditory", "emotional"):
+        for k in ("precision", "recall", "f1"):
+            rows.append((f"EmoCue-360 {m} {k[0].upper()}", {s: fmt(results[s]["emocue360"][m][k]) for s in systems}))
+    return rows
+
+
+def table(results: dict[str, Any], markdown: bool = False) -> str:
+    systems = [s for s in SYSTEMS if s in results]
+    rows = metric_rows(results)
+    if markdown:
+        lines = ["| metric | " + " | ".join(systems) + " |", "|---|" + "---:|" * len(systems)]
+        lines += [f"| {name} | " + " | ".join(vals[s] for s in systems) + " |" for name, vals in rows]
+        return "\n".join(lines)
+    width = max(len(n) for n, _ in rows) + 2
+    lines = ["metric".ljust(width) + "".join(s.rjust(10) for s in systems)]
+    lines += [name.ljust(width) + "".join(vals[s].rjust(10) for s in systems) for name, vals in rows]
+    return "\n".join(lines)
+
+
+def print_metrics(results: dict[str, Any]) -> None:
+    n = results.get("model", {}).get("n")
+    print(f"\nEvaluation on the {results.get('split', 'test')} split ({n} samples, cue extractor: "
+          f"{results.get('extractor')}):")
+    print(table(results))
+    if results.get("skipped"):
+        print(f"skipped samples: {results['skipped']}")
+
+
+def write_report(results: dict[str, Any], records: list[dict[str, Any]], path: str | Path, examples: int = 3) -> Path:
+    path = Path(path)
+    lines = [f"# Evaluation report ({results.get('split', 'test')} split, {len(records)} samples)", "",
+             f"Cue extractor: `{results.get('extractor')}`. Baselines: `majority` gives every sample a typical "
+             "training description of the most frequent emotion; `shuffled` gives each sample another sample's "
+             "prediction.", "", table(results, markdown=True), "", "## Worked examples", ""]
+    for r in records[:examples]:
+        lines += [f"### {r['id']} (label: {r.get('emotion')})", "", f"*Subtitle:* {r.get('subtitle', '')}", "",
+                  f"*Reference:* {r['reference']}", "", f"*Generated:* {r['prediction']}", ""]
+    if results.get("skipped"):
+        lines += ["## Skipped samples", "", ", ".join(f"{k}: {v}" for k, v in results["skipped"].items()), ""]
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path

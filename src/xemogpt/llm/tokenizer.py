@@ -1,0 +1,66 @@
+"""Tokenizers made offline for LMs built from a config (no vocabulary download)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable
+
+AUDIO_MARKER = "<AudioHere>"
+VIDEO_MARKER = "<VideoHere>"
+EOS = "<|endoftext|>"
+SPECIAL_TOKENS = (EOS, AUDIO_MARKER, VIDEO_MARKER)
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int = 2000, min_frequency: int = 2):
+    """Train a byte-level BPE tokenizer on ``texts`` and wrap it as a transformers fast tokenizer.
+
+    Byte-level BPE decodes back to exactly the text it encoded (spaces and punctuation included), which a
+    word-level vocabulary would not.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=list(SPECIAL_TOKENS),
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(list(texts), trainer=trainer)
+    return wrap_tokenizer(tok)
+
+
+def wrap_tokenizer(tok):
+    from transformers import PreTrainedTokenizerFast
+
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=EOS, pad_token=EOS, bos_token=None,
+                                   unk_token=None)
+    ensure_markers(fast)
+    return fast
+
+
+def ensure_markers(tokenizer) -> None:
+    """Add the modality markers as special tokens (no-op when present) and a pad token if missing."""
+    missing = [m for m in (AUDIO_MARKER, VIDEO_MARKER) if m not in tokenizer.get_vocab()]
+    if missing:
+        tokenizer.add_special_tokens({"additional_special_tokens": missing})
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+
+
+def tokenizer_from_json(text: str):
+    """Rebuild a tokenizer from its ``tokenizer.json`` string (checkpoints carry it)."""
+    from tokenizers import Tokenizer
+
+    return wrap_tokenizer(Tokenizer.from_str(text))
+
+
+def tokenizer_to_json(tokenizer) -> str:
+    return tokenizer.backend_tokenizer.to_str()
+
+
+def load_tokenizer(path: str | Path):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    ensure_markers(tok)
+    return tok

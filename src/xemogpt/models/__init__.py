@@ -1,0 +1,3 @@
+"""Composed models."""
+
+from xemogpt.models.xemogpt import XEmoGPT  # noqa: F401

@@ -1,0 +1,365 @@
+"""XEmoGPT: the composed model. It holds the registered components, owns logging, and trains stage by stage.
+
+Data flow (shapes for batch B, T frames, S audio samples, H the LLM hidden size)::
+
+    frames (B, T, 3, h, w) -> video_encoder -> (B, T, Dv) -> video_bridge -> (B, T, Dv') -> video_projector -> (B, T, H)
+    audio (B, S)           -> audio_encoder -> (B, A, Da) -> audio_bridge -> (B, A, Da') -> audio_projector -> (B, A, H)
+    prompt ids with <AudioHere>/<VideoHere> --splice--> (B, L, H) -> llm_head -> description
+
+Every component is built through the registry from the recipe's ``model`` section, which is saved with the
+checkpoint (with the tokenizer), so ``XEmoGPT.load_from_checkpoint(path)`` rebuilds a run from its checkpoint alone.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning as L
+import torch
+
+from xemogpt import registry
+from xemogpt.component import Component, ShapeError
+from xemogpt.llm.prompt import DEFAULT_INSTRUCTION, build_prompt
+from xemogpt.llm.splice import Spliced, pad_ids, splice
+
+# Recipe keys of the model section, the registry kind each names, and what the model wires into it.
+COMPONENT_KINDS: dict[str, str] = {
+    "video_encoder": "video_encoder",
+    "audio_encoder": "audio_encoder",
+    "text_encoder": "text_encoder",
+    "video_bridge": "video_bridge",
+    "audio_bridge": "audio_bridge",
+    "llm_head": "llm_head",
+    "video_projector": "projector",
+    "audio_projector": "projector",
+}
+WIRED: dict[str, tuple[str, ...]] = {
+    "video_bridge": ("input_dim", "text_dim"),
+    "audio_bridge": ("input_dim", "text_dim"),
+    "video_projector": ("input_dim", "output_dim"),
+    "audio_projector": ("input_dim", "output_dim"),
+}
+REQUIRED = ("video_encoder", "audio_encoder", "video_bridge", "audio_bridge", "video_projector", "audio_projector",
+            "llm_head")
+LOSSES = ("vecb", "aecb", "lm")
+
+DEFAULT_GENERATION = {"max_new_tokens": 160, "num_beams": 1, "do_sample": False, "temperature": None, "top_p": None}
+
+
+def validate_model_spec(spec: dict[str, Any], prefix: str = "model") -> None:
+    """Check every component name and argument of a recipe's model section without building anything."""
+    if not isinstance(spec, dict):
+        raise registry.RegistryError(f"recipe key '{prefix}' must be a mapping of components")
+    for key in spec:
+        if key not in COMPONENT_KINDS:
+            import difflib
+
+            near = difflib.get_close_matches(key, list(COMPONENT_KINDS), n=2)
+            hint = f" Did you mean {', '.join(map(repr, near))}?" if near else ""
+            raise registry.RegistryError(f"unknown model component key '{prefix}.{key}'.{hint} "
+                                         f"Keys: {', '.join(COMPONENT_KINDS)}.")
+    for key in REQUIRED:
+        if key not in spec:
+            raise registry.RegistryError(f"recipe is missing '{prefix}.{key}' ({COMPONENT_KINDS[key]})")
+    for key, kind in COMPONENT_KINDS.items():
+        if key in spec and spec[key] is not None:
+            registry.resolve(kind, spec[key], f"{prefix}.{key}", provided=WIRED.get(key, ()))
+
+
+class XEmoGPT(L.LightningModule):
+    """The composed XEmoGPT model.
+
+    Args:
+        components: the recipe's ``model`` section (registry specs per component key).
+        tokenizer_json: serialised tokenizer for LMs built from a config (None when the LM has its own folder).
+        generation: generation settings (max_new_tokens, num_beams, do_sample, temperature, top_p).
+        instruction: the instruction in the prompt.
+        stage: the training stage to start in (see :meth:`set_stage`).
+        feature_memo: memoise frozen encoders' outputs per sample id within a stage.
+    """
+
+    def __init__(self, components: dict[str, Any], tokenizer_json: str | None = None,
+                 generation: dict[str, Any] | None = None, instruction: str = DEFAULT_INSTRUCTION,
+                 stage: dict[str, Any] | None = None, feature_memo: bool = True) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        validate_model_spec(components)
+        c = components
+        self.video_encoder: Component = registry.build("video_encoder", c["video_encoder"], "model.video_encoder")
+        self.audio_encoder: Component = registry.build("audio_encoder", c["audio_encoder"], "model.audio_encoder")
+        self.text_encoder: Component | None = (
+            registry.build("text_encoder", c["text_encoder"], "model.text_encoder") if c.get("text_encoder") else None)
+        text_dim = self.text_encoder.output_dim if self.text_encoder is not None else None
+        self.video_bridge: Component = registry.build("video_bridge", c["video_bridge"], "model.video_bridge",
+                                                      input_dim=self.video_encoder.output_dim, text_dim=text_dim)
+        self.audio_bridge: Component = registry.build("audio_bridge", c["audio_bridge"], "model.audio_bridge",
+                                                      input_dim=self.audio_encoder.output_dim, text_dim=text_dim)
+        llm_spec = c["llm_head"]
+        if tokenizer_json is not None:
+            llm_spec = {**registry.split_spec(llm_spec, "model.llm_head")[1],
+                        "name": registry.split_spec(llm_spec, "model.llm_head")[0], "tokenizer_json": tokenizer_json}
+            llm_spec.pop("tokenizer", None)
+        self.llm_head: Component = registry.build("llm_head", llm_spec, "model.llm_head")
+        hidden = self.llm_head.hidden_size
+        self.video_projector: Component = registry.build("projector", c["video_projector"], "model.video_projector",
+                                                         input_dim=self.video_bridge.output_dim, output_dim=hidden)
+        self.audio_projector: Component = registry.build("projector", c["audio_projector"], "model.audio_projector",
+                                                         input_dim=self.audio_bridge.output_dim, output_dim=hidden)
+        for name in ("video_projector", "audio_projector"):
+            proj = getattr(self, name)
+            if proj.output_dim != hidden:
+                raise ShapeError(f"model.{name} outputs width {proj.output_dim} but llm_head hidden size is {hidden}")
+        self.generation = {**DEFAULT_GENERATION, **(generation or {})}
+        self.instruction = instruction
+        self._token_cache: dict[str, list[int]] = {}
+        self.stage: dict[str, Any] = {}
+        self.feature_memo = feature_memo
+        self._memo: dict[str, dict[str, torch.Tensor]] = {}
+        self.datamodule_skips = None
+        self.set_stage(stage or {"name": "instruct", "train": ["video_projector", "audio_projector", "llm_head"],
+                                  "losses": ["lm"]})
+
+    # --- components and stages ------------------------------------------------------------------------------
+    def component_names(self) -> list[str]:
+        return [k for k in COMPONENT_KINDS if getattr(self, k, None) is not None]
+
+    def set_stage(self, stage: dict[str, Any]) -> None:
+        """Choose what trains and which losses apply: ``{"name", "train": [component keys], "losses": [vecb, aecb,
+        lm], "lr", "weight_decay", "warmup"}``. Components not listed are frozen for the stage."""
+        train = list(stage.get("train", []))
+        losses = list(stage.get("losses", []))
+        for k in train:
+            if k not in COMPONENT_KINDS or getattr(self, k, None) is None:
+                raise registry.RegistryError(f"stage {stage.get('name')!r} trains unknown component {k!r}; "
+                                             f"components: {', '.join(self.component_names())}")
+        for k in losses:
+            if k not in LOSSES:
+                raise registry.RegistryError(f"stage {stage.get('name')!r} has unknown loss {k!r}; losses: {LOSSES}")
+        if not losses:
+            raise registry.RegistryError(f"stage {stage.get('name')!r} has no losses")
+        self.stage = dict(stage)
+        self._memo = {}  # what is frozen may change with the stage
+        for name in self.component_names():
+            comp: Component = getattr(self, name)
+            permanently_frozen = bool(comp.hparams.get("freeze", False)) or name == "text_encoder"
+            trainable = name in train and not permanently_frozen
+            if name in train and permanently_frozen:
+                raise registry.RegistryError(f"stage {stage.get('name')!r} trains {name}, which the recipe freezes "
+                                             f"(model.{name}.freeze: true)")
+            if name == "llm_head" and comp.hparams.get("train_mode") == "lora":
+                comp._frozen = not trainable
+                for n, p in comp.named_parameters():
+                    p.requires_grad_(trainable and "lora_" in n)
+            elif name == "llm_head" and comp.hparams.get("train_mode") == "frozen":
+                comp.set_frozen(True)
+            else:
+                comp.set_frozen(not trainable)
+
+    def trainable_parameters(self) -> list[torch.nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]
+
+    # --- modality tokens ------------------------------------------------------------------------------------
+    @staticmethod
+    def _maybe_no_grad(comp: Component):
+        return torch.no_grad() if comp.frozen else torch.enable_grad()
+
+    def encode_video(self, frames: torch.Tensor, frame_mask: torch.Tensor, ids: list[str] | None = None) -> torch.Tensor:
+        """frames (B, T, 3, h, w) -> encoder tokens (B, T, Dv) (under no_grad when the encoder is frozen).
+
+        A frozen encoder's outputs are memoised per sample id for the rest of the stage, so later epochs skip it.
+        """
+        enc = self.video_encoder
+        if not enc.frozen:
+            return enc(frames)
+        if ids is None or not self.feature_memo:
+            with torch.no_grad():
+                return enc(frames)
+        memo = self._memo.setdefault("video", {})
+        todo = [i for i, sid in enumerate(ids) if sid not in memo]
+        if todo:
+            with torch.no_grad():
+                feats = enc(frames[todo])
+            for j, i in enumerate(todo):
+                memo[ids[i]] = feats[j].detach()
+        return torch.stack([memo[sid] for sid in ids]).to(self.device)
+
+    def encode_audio(self, audio: torch.Tensor, audio_mask: torch.Tensor,
+                     ids: list[str] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """audio (B, S), mask (B, S) -> tokens (B, A, Da), mask (B, A) (memoised like :meth:`encode_video`)."""
+        enc = self.audio_encoder
+        if not enc.frozen:
+            return enc(audio, audio_mask)
+        if ids is None or not self.feature_memo:
+            with torch.no_grad():
+                return enc(audio, audio_mask)
+        memo = self._memo.setdefault("audio", {})
+        todo = [i for i, sid in enumerate(ids) if sid not in memo]
+        if todo:
+            with torch.no_grad():
+                tok, m = enc(audio[todo], audio_mask[todo])
+            for j, i in enumerate(todo):
+                memo[ids[i]] = tok[j][m[j]].detach()
+        seqs = [memo[sid] for sid in ids]
+        n = max(1, max(x.shape[0] for x in seqs))
+        out = torch.zeros(len(ids), n, seqs[0].shape[-1], dtype=seqs[0].dtype, device=self.device)
+        mask = torch.zeros(len(ids), n, dtype=torch.bool, device=self.device)
+        for i, x in enumerate(seqs):
+            out[i, : x.shape[0]] = x
+            mask[i, : x.shape[0]] = True
+        return out, mask
+
+    def modality_tokens(self, batch: dict[str, Any]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """-> {"video": ((B, T, H), (B, T) mask), "audio": ((B, A, H), (B, A) mask)}."""
+        vmask = batch["frame_mask"]
+        ids = batch.get("ids")
+        v = self.encode_video(batch["frames"], vmask, ids)
+        v = self.video_bridge(v, vmask)
+        v, vmask = self.video_projector(v, vmask)
+        a, amask = self.encode_audio(batch["audio"], batch["audio_mask"], ids)
+        a = self.audio_bridge(a, amask)
+        a, amask = self.audio_projector(a, amask)
+        return {"video": (v, vmask), "audio": (a, amask)}
+
+    # --- text -------------------------------------------------------------------------------------------------
+    def _tokens(self, text: str) -> list[int]:
+        ids = self._token_cache.get(text)
+        if ids is None:
+            ids = self.llm_head.tokenizer(text, add_special_tokens=False)["input_ids"]
+            if len(self._token_cache) < 200_000:
+                self._token_cache[text] = ids
+        return ids
+
+    def prompts(self, subtitles: list[str]) -> list[str]:
+        return [build_prompt(s, self.instruction, self.llm_head.hparams.template, self.llm_head.tokenizer)
+                for s in subtitles]
+
+    def spliced(self, batch: dict[str, Any], with_targets: bool, tokens=None) -> Spliced:
+        llm = self.llm_head
+        prompts = [self._tokens(p) for p in self.prompts(batch["subtitle"])]
+        max_len = llm.hparams.max_length
+        if with_targets:
+            targets = [self._tokens(d) + [llm.eos_id] for d in batch["description"]]
+            seqs = [p + t for p, t in zip(prompts, targets)]
+        else:
+            targets, seqs = None, prompts
+        ids, mask = pad_ids(seqs, llm.tokenizer.pad_token_id, device=self.device)
+        target_mask = None
+        if targets is not None:
+            plen = torch.tensor([len(p) for p in prompts], device=self.device)[:, None]
+            target_mask = (torch.arange(ids.shape[1], device=self.device)[None] >= plen) & mask
+        tokens = tokens if tokens is not None else self.modality_tokens(batch)
+        embed_dtype = llm.model.get_input_embeddings().weight.dtype
+        mods = {llm.audio_marker_id: (tokens["audio"][0].to(embed_dtype), tokens["audio"][1]),
+                llm.video_marker_id: (tokens["video"][0].to(embed_dtype), tokens["video"][1])}
+        out = splice(ids, mask, llm.embed, mods, target_mask, align="right" if with_targets else "left")
+        if out.inputs_embeds.shape[1] > max_len:  # keep the end (targets) and cut the oldest context
+            cut = out.inputs_embeds.shape[1] - max_len
+            if with_targets:
+                out = Spliced(out.inputs_embeds[:, :max_len], out.attention_mask[:, :max_len],
+                              out.position_ids[:, :max_len], out.labels[:, :max_len], out.modality_positions)
+            else:
+                out = Spliced(out.inputs_embeds[:, cut:], out.attention_mask[:, cut:], out.position_ids[:, cut:],
+                              out.labels[:, cut:], out.modality_positions)
+        return out
+
+    # --- losses -----------------------------------------------------------------------------------------------
+    def bridge_losses(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        losses: dict[str, torch.Tensor] = {}
+        if self.text_encoder is None:
+            raise registry.RegistryError("bridge pre-training losses (vecb/aecb) need model.text_encoder")
+        active = self.stage["losses"]
+        if "vecb" in active:
+            has_v = batch["frame_mask"].any(1)
+            if has_v.any():
+                ids = [i for i, h in zip(batch["ids"], has_v.tolist()) if h]
+                v = self.encode_video(batch["frames"][has_v], batch["frame_mask"][has_v], ids)
+                emb = self.text_encoder.encode([t for t, h in zip(batch["visual_text"], has_v.tolist()) if h])
+                for k, val in self.video_bridge.task_losses(v, batch["frame_mask"][has_v], emb.to(v.dtype)).items():
+                    losses[f"vecb/{k}"] = val
+        if "aecb" in active:
+            has_a = batch["audio_mask"].any(1)
+            if has_a.any():
+                ids = [i for i, h in zip(batch["ids"], has_a.tolist()) if h]
+                a, amask = self.encode_audio(batch["audio"][has_a], batch["audio_mask"][has_a], ids)
+                emb = self.text_encoder.encode([t for t, h in zip(batch["auditory_text"], has_a.tolist()) if h])
+                for k, val in self.audio_bridge.task_losses(a, amask, emb.to(a.dtype)).items():
+                    losses[f"aecb/{k}"] = val
+        return losses
+
+    def compute_losses(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        losses: dict[str, torch.Tensor] = {}
+        if "vecb" in self.stage["losses"] or "aecb" in self.stage["losses"]:
+            losses.update(self.bridge_losses(batch))
+        if "lm" in self.stage["losses"]:
+            sp = self.spliced(batch, with_targets=True)
+            out = self.llm_head(sp.inputs_embeds, sp.attention_mask, sp.position_ids, sp.labels)
+            losses["lm"] = out.loss
+        return losses
+
+    def _step(self, batch: dict[str, Any], split: str) -> torch.Tensor | None:
+        if batch.get("skipped") and self.trainer is not None and self.trainer.datamodule is not None:
+            note = getattr(self.trainer.datamodule, "note_skipped", None)
+            if note is not None and split == "train":
+                note(batch["skipped"])
+        if not batch["ids"]:
+            return None
+        losses = self.compute_losses(batch)
+        if not losses:
+            return None
+        total = sum(losses.values())
+        bs = len(batch["ids"])
+        for k, v in losses.items():
+            self.log(f"{split}/{k}", v, batch_size=bs, prog_bar=(split == "train" and k == "lm"),
+                     on_step=split == "train", on_epoch=True)
+        self.log(f"{split}/loss", total, batch_size=bs, prog_bar=True, on_step=split == "train", on_epoch=True)
+        return total
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def configure_optimizers(self):
+        lr = float(self.stage.get("lr", 1e-3))
+        params = self.trainable_parameters()
+        if not params:
+            raise registry.RegistryError(f"stage {self.stage.get('name')!r} has nothing to train")
+        opt = torch.optim.AdamW(params, lr=lr, weight_decay=float(self.stage.get("weight_decay", 0.01)),
+                                betas=(0.9, 0.98))
+        total = max(1, int(self.trainer.estimated_stepping_batches)) if self.trainer is not None else 1000
+        warmup = int(self.stage.get("warmup", 0.05) * total) if self.stage.get("warmup", 0.05) < 1 else int(
+            self.stage["warmup"])
+        min_ratio = float(self.stage.get("min_lr_ratio", 0.05))
+
+        def schedule(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / max(1, warmup)
+            progress = min(1.0, (step - warmup) / max(1, total - warmup))
+            return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # --- generation -------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(self, batch: dict[str, Any], **overrides: Any) -> list[str]:
+        """Batched generation with the KV cache: a batch -> one description per sample."""
+        was_training = self.training
+        self.eval()
+        try:
+            sp = self.spliced(batch, with_targets=False)
+            gen = {**self.generation, **{k: v for k, v in overrides.items() if v is not None}}
+            return self.llm_head.generate(sp.inputs_embeds, sp.attention_mask, **gen)
+        finally:
+            self.train(was_training)
+
+    def train(self, mode: bool = True) -> "XEmoGPT":
+        super().train(mode)
+        # Components frozen for this stage stay in eval mode (no dropout, no norm-statistics updates).
+        for name in self.component_names():
+            comp = getattr(self, name)
+            if comp.frozen:
+                comp.train(False)
+        return self

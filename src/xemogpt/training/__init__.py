@@ -1,0 +1,1 @@
+"""Training: running recipes stage by stage, checkpoints, fault tolerance."""
