@@ -28,8 +28,9 @@ def run(args: argparse.Namespace) -> int:
 
     t0 = time.time()
     try:
-        root = generate(args.out, n=args.n, seed=args.seed, workers=args.workers, size=args.size,
-                        progress=not args.no_progress)
+        root = generate(
+            args.out, n=args.n, seed=args.seed, workers=args.workers, size=args.size, progress=not args.no_progress
+        )
     except ValueError as e:
         print(f"xemogpt data synth: {e}", file=sys.stderr)
         return 2

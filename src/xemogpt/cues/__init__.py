@@ -7,7 +7,8 @@ retries and a disk cache). Both implement ``extract(texts: list[str]) -> list[di
 
 from xemogpt.cues.base import MODALITIES, CueExtractor, normalize_cues
 from xemogpt.cues.offline import OfflineCueExtractor
+from xemogpt.cues.openai_compat import LLMExtractorError, OpenAICueExtractor
 from xemogpt.cues.splitting import split_clauses, split_description, split_sentences
 
-__all__ = ["MODALITIES", "CueExtractor", "OfflineCueExtractor", "normalize_cues", "split_clauses",
-           "split_description", "split_sentences"]
+__all__ = ["MODALITIES", "CueExtractor", "LLMExtractorError", "OfflineCueExtractor", "OpenAICueExtractor",
+           "normalize_cues", "split_clauses", "split_description", "split_sentences"]

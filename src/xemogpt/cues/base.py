@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import abc
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 MODALITIES: tuple[str, ...] = ("visual", "auditory", "emotional")
 Cues = dict[str, list[str]]

@@ -32,8 +32,9 @@ VISUAL = _alt(r"""
 AUDITORY = _alt(r"""
     voices? vocal\w* pitch\w* tone tones intonation loud\w* softly quiet\w* volume speak\w* spoke\w* speech says?
     said saying tells? told asks? asked asking repl(?:y|ies|ied) shout\w* yell\w* scream\w* whisper\w* mutter\w*
-    mumbl\w* exclaim\w* sigh\w* sob\w* laugh\w* chuckl\w* giggl\w* gasp\w* trembl\w* tremor\w* tremulous paus\w*
-    pace rate tempo rhythm hoarse husky breath\w* stutter\w* stammer\w* audio sound\w* acoustic\w* hear\w*
+    mumbl\w* exclaim\w* sigh(?:s|ed|ing)? sob(?:s|bed|bing)? laugh\w* chuckl\w* giggl\w* gasp\w* trembl\w*
+    tremor\w* tremulous paus\w*
+    pace rate tempo rhythm hoarse husky breath\w* stutter\w* stammer\w* audio sound\w* acoustic\w* hear(?:s|d|ing)?
     subtitles? text words? sentences? dialogue utterances? accent monoton\w* cracks? cracking choked? booms?
     booming high-pitched low-pitched reads mentions? mentioned clipped drawl\w* drags? timbre articulat\w*
     prosod\w* syllables? loudness murmur\w* groan\w* whin\w* sniffl\w* raspy shrill nasal calls? called

@@ -17,8 +17,9 @@ Every clause of a call is encoded in one batched pass (prototypes once per extra
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -218,15 +218,17 @@ def _split_segment(seg: str, reasoning: bool, keep_whole: bool) -> list[tuple[st
     return out
 
 
+_CONJ = re.compile(r"\s+(?:and|while|but|whereas|yet)\s+(?=(?:(she|he|they|it)|the|her|his|their|its|one|there)\b)",
+                   re.IGNORECASE)
+
+
 def _split_conjunctions(s: str) -> list[str]:
-    """Split at and/while/but/whereas (no comma) when both sides look like clauses of 3+ words."""
-    rx = re.compile(rf"\s+(?:and|while|but|whereas|yet)\s+(?=(?:the|her|his|their|its|she|he|they|one|there)\b)",
-                    re.IGNORECASE)
+    """Split at and/while/but/whereas (no comma) before a new subject: both sides 3+ words ("he shouts": 2)."""
     out: list[str] = []
     rest = s
     while True:
-        m = next((m for m in rx.finditer(rest) if _words(rest[:m.start()]) >= 3 and _words(rest[m.end():]) >= 3),
-                 None)
+        m = next((m for m in _CONJ.finditer(rest)
+                  if _words(rest[:m.start()]) >= 3 and _words(rest[m.end():]) >= (2 if m.group(1) else 3)), None)
         if m is None:
             out.append(rest)
             return out

@@ -11,7 +11,8 @@ All computed by torchmetrics:
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score, MulticlassStatScores

@@ -26,8 +26,9 @@ torch code, then F1 and the means over samples in float64, so the numbers agree 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 

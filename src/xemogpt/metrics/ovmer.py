@@ -17,7 +17,8 @@ a reference without a prediction scores 0, 0 (``missing_pred``); a reference wit
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch

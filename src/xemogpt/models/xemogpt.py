@@ -37,14 +37,23 @@ COMPONENT_KINDS: dict[str, str] = {
 WIRED: dict[str, tuple[str, ...]] = {
     "video_bridge": ("input_dim", "text_dim"),
     "audio_bridge": ("input_dim", "text_dim"),
-    "video_projector": ("input_dim", "output_dim"),
-    "audio_projector": ("input_dim", "output_dim"),
+    "video_projector": ("input_dim", "output_dim", "context_dim"),
+    "audio_projector": ("input_dim", "output_dim", "context_dim"),
 }
 REQUIRED = ("video_encoder", "audio_encoder", "video_bridge", "audio_bridge", "video_projector", "audio_projector",
             "llm_head")
 LOSSES = ("vecb", "aecb", "lm")
 
 DEFAULT_GENERATION = {"max_new_tokens": 160, "num_beams": 1, "do_sample": False, "temperature": None, "top_p": None}
+
+
+def _context_arg(kind: str, spec: Any, context_dim: int) -> dict[str, int]:
+    """``context_dim`` for components that take one (attention-fusion projectors read the other modality)."""
+    import inspect
+
+    name, _ = registry.split_spec(spec, kind)
+    params = inspect.signature(registry.get(kind, name).obj).parameters
+    return {"context_dim": context_dim} if "context_dim" in params else {}
 
 
 def validate_model_spec(spec: dict[str, Any], prefix: str = "model") -> None:
@@ -102,10 +111,13 @@ class XEmoGPT(L.LightningModule):
             llm_spec.pop("tokenizer", None)
         self.llm_head: Component = registry.build("llm_head", llm_spec, "model.llm_head")
         hidden = self.llm_head.hidden_size
-        self.video_projector: Component = registry.build("projector", c["video_projector"], "model.video_projector",
-                                                         input_dim=self.video_bridge.output_dim, output_dim=hidden)
-        self.audio_projector: Component = registry.build("projector", c["audio_projector"], "model.audio_projector",
-                                                         input_dim=self.audio_bridge.output_dim, output_dim=hidden)
+        vdim, adim = self.video_bridge.output_dim, self.audio_bridge.output_dim
+        self.video_projector: Component = registry.build(
+            "projector", c["video_projector"], "model.video_projector", input_dim=vdim, output_dim=hidden,
+            **_context_arg("projector", c["video_projector"], adim))
+        self.audio_projector: Component = registry.build(
+            "projector", c["audio_projector"], "model.audio_projector", input_dim=adim, output_dim=hidden,
+            **_context_arg("projector", c["audio_projector"], vdim))
         for name in ("video_projector", "audio_projector"):
             proj = getattr(self, name)
             if proj.output_dim != hidden:
@@ -215,11 +227,18 @@ class XEmoGPT(L.LightningModule):
         ids = batch.get("ids")
         v = self.encode_video(batch["frames"], vmask, ids)
         v = self.video_bridge(v, vmask)
-        v, vmask = self.video_projector(v, vmask)
         a, amask = self.encode_audio(batch["audio"], batch["audio_mask"], ids)
         a = self.audio_bridge(a, amask)
-        a, amask = self.audio_projector(a, amask)
-        return {"video": (v, vmask), "audio": (a, amask)}
+        # Fusion projectors (uses_context) attend to the other modality's bridge output before the LLM.
+        if getattr(self.video_projector, "uses_context", False):
+            pv, pvmask = self.video_projector(v, vmask, context=a, context_mask=amask)
+        else:
+            pv, pvmask = self.video_projector(v, vmask)
+        if getattr(self.audio_projector, "uses_context", False):
+            pa, pamask = self.audio_projector(a, amask, context=v, context_mask=vmask)
+        else:
+            pa, pamask = self.audio_projector(a, amask)
+        return {"video": (pv, pvmask), "audio": (pa, pamask)}
 
     # --- text -------------------------------------------------------------------------------------------------
     def _tokens(self, text: str) -> list[int]:

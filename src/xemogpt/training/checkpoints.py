@@ -88,3 +88,15 @@ def load_weights_into(model: torch.nn.Module, path: str | Path, strict: bool = F
         raise CheckpointError(f"{p}: {len(skipped)} model weight(s) not in the checkpoint, e.g. {skipped[:3]}")
     model.load_state_dict(usable, strict=False)
     return skipped
+
+
+def run_recipe_of(path: str | Path) -> dict[str, Any]:
+    """The resolved recipe of a run or export folder (``recipe.yaml``), or the one a checkpoint's folder holds."""
+    import yaml
+
+    p = Path(path)
+    for folder in ([p] if p.is_dir() else [p.parent, p.parent.parent]):
+        f = folder / "recipe.yaml"
+        if f.exists():
+            return yaml.safe_load(f.read_text(encoding="utf-8"))
+    raise CheckpointError(f"no recipe.yaml beside {p}; runs and exports keep one, pass a run or export folder")

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import TYPE_CHECKING, Any, Protocol, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -38,7 +39,7 @@ def minilm_path() -> str:
 
 
 @functools.lru_cache(maxsize=4)
-def load_minilm(device: str = "cpu") -> "SentenceTransformer":
+def load_minilm(device: str = "cpu") -> SentenceTransformer:
     """The bundled all-MiniLM-L6-v2 as a SentenceTransformer, loaded once per process and device.
 
     Its pipeline ends with a Normalize module, so ``encode`` returns (N, 384) float32 unit vectors.

@@ -38,21 +38,39 @@ CORE: dict[str, dict[str, list[Slot]]] = {
         "auditory": [[("pitch=high", 1.0)], [("contour=lively", 1.0)], [("rate=fast", 1.0)], [("loudness=loud", 0.5)]],
     },
     "sad": {
-        "visual": [[("mouth_corners=down", 1.0)], [("brows=inner_raised", 1.0)], [("gaze=down", 1.0)],
-                   [("head=lowered", 0.7)]],
-        "auditory": [[("pitch=low", 1.0)], [("contour=falling", 1.0)], [("loudness=soft", 1.0)], [("rate=slow", 1.0)],
-                     [("pauses=long", 0.7)]],
+        "visual": [
+            [("mouth_corners=down", 1.0)],
+            [("brows=inner_raised", 1.0)],
+            [("gaze=down", 1.0)],
+            [("head=lowered", 0.7)],
+        ],
+        "auditory": [
+            [("pitch=low", 1.0)],
+            [("contour=falling", 1.0)],
+            [("loudness=soft", 1.0)],
+            [("rate=slow", 1.0)],
+            [("pauses=long", 0.7)],
+        ],
     },
     "angry": {
         "visual": [[("brows=furrowed", 1.0)], [("eyes=narrowed", 1.0)]],
         "auditory": [[("loudness=loud", 1.0)], [("rate=fast", 1.0)], [("contour=falling", 1.0)]],
     },
     "surprised": {
-        "visual": [[("brows=raised", 1.0)], [("eyes=wide", 1.0)], [("mouth=wide_open", 0.75), ("mouth=slightly_open", 0.25)]],
+        "visual": [
+            [("brows=raised", 1.0)],
+            [("eyes=wide", 1.0)],
+            [("mouth=wide_open", 0.75), ("mouth=slightly_open", 0.25)],
+        ],
         "auditory": [[("pitch=high", 1.0)], [("contour=rising", 1.0)]],
     },
     "fearful": {
-        "visual": [[("brows=raised", 1.0)], [("brows=inner_raised", 1.0)], [("eyes=wide", 1.0)], [("mouth=stretched", 1.0)]],
+        "visual": [
+            [("brows=raised", 1.0)],
+            [("brows=inner_raised", 1.0)],
+            [("eyes=wide", 1.0)],
+            [("mouth=stretched", 1.0)],
+        ],
         "auditory": [[("pitch=high", 1.0)], [("tremor=present", 1.0)], [("rate=fast", 1.0)], [("loudness=soft", 0.5)]],
     },
     "disgusted": {
@@ -83,7 +101,9 @@ def assign_emotions(n: int, seed: int) -> list[str]:
     return [EMOTIONS[int(i)] for i in order]
 
 
-def assign_splits(emotions: list[str], seed: int, fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)) -> list[str]:
+def assign_splits(
+    emotions: list[str], seed: int, fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+) -> list[str]:
     """Train/val/test per clip, stratified by emotion.
 
     Clips are grouped by emotion (shuffled inside each group) and walked in one sequence; a running
@@ -129,8 +149,16 @@ def _draw_colors(rng: np.random.Generator) -> dict[str, list[float]]:
     tone = rng.uniform(0.0, 1.0)  # light to dark skin
     skin = np.array([0.96, 0.80, 0.68]) * (1 - tone) + np.array([0.52, 0.34, 0.22]) * tone
     skin = np.clip(skin + rng.uniform(-0.03, 0.03, 3), 0, 1)
-    hair_palette = np.array([[0.08, 0.06, 0.05], [0.30, 0.18, 0.10], [0.55, 0.35, 0.18], [0.80, 0.66, 0.38],
-                             [0.55, 0.55, 0.55], [0.55, 0.20, 0.08]])
+    hair_palette = np.array(
+        [
+            [0.08, 0.06, 0.05],
+            [0.30, 0.18, 0.10],
+            [0.55, 0.35, 0.18],
+            [0.80, 0.66, 0.38],
+            [0.55, 0.55, 0.55],
+            [0.55, 0.20, 0.08],
+        ]
+    )
     hair = np.clip(hair_palette[rng.integers(len(hair_palette))] + rng.uniform(-0.04, 0.04, 3), 0, 1)
     for _ in range(50):  # background must stand apart from the face
         bg = rng.uniform(0.05, 0.95, 3)
@@ -142,8 +170,15 @@ def _draw_colors(rng: np.random.Generator) -> dict[str, list[float]]:
     iris = np.array([[0.25, 0.15, 0.08], [0.15, 0.25, 0.40], [0.20, 0.30, 0.18]])[rng.integers(3)]
     lip = np.clip(skin * np.array([0.72, 0.42, 0.42]), 0, 1)
     r = lambda c: [round(float(x), 4) for x in c]  # noqa: E731
-    return {"skin": r(skin), "hair": r(hair), "background": r(bg), "background2": r(bg2), "brow": r(brow),
-            "iris": r(iris), "lip": r(lip)}
+    return {
+        "skin": r(skin),
+        "hair": r(hair),
+        "background": r(bg),
+        "background2": r(bg2),
+        "brow": r(brow),
+        "iris": r(iris),
+        "lip": r(lip),
+    }
 
 
 def _blinks(rng: np.random.Generator, frequent: bool, duration: float, fps: int) -> list[list[float]]:
@@ -227,8 +262,9 @@ def draw_annotation(seed: int, index: int, emotion: str | None = None) -> EmoCue
     voice = {
         "baseline_f0": round(float(rng.uniform(*BASELINE_F0)), 3),
         "pitch": "high" if "pitch=high" in aud else "low" if "pitch=low" in aud else "mid",
-        "contour": next((c.split("=")[1] for c in ("contour=rising", "contour=falling", "contour=lively") if c in aud),
-                        "flat"),
+        "contour": next(
+            (c.split("=")[1] for c in ("contour=rising", "contour=falling", "contour=lively") if c in aud), "flat"
+        ),
         "loudness": "loud" if "loudness=loud" in aud else "soft" if "loudness=soft" in aud else "normal",
         "rate": "fast" if "rate=fast" in aud else "slow" if "rate=slow" in aud else "normal",
         "tremor": "tremor=present" in aud,
@@ -301,5 +337,15 @@ def draw_annotation(seed: int, index: int, emotion: str | None = None) -> EmoCue
         "text_relation": relation,
         "phrase_choice": {c: choice[c] for m in ids.values() for c in m},
     }
-    return EmoCueSample(id=sid, video=f"clips/{sid}.mp4", subtitle=subtitle, emotion=emotion, labels=[emotion],
-                        cues=cues, cue_ids=ids, description=description, split="train", meta=meta)
+    return EmoCueSample(
+        id=sid,
+        video=f"clips/{sid}.mp4",
+        subtitle=subtitle,
+        emotion=emotion,
+        labels=[emotion],
+        cues=cues,
+        cue_ids=ids,
+        description=description,
+        split="train",
+        meta=meta,
+    )

@@ -81,7 +81,11 @@ CONCLUSION = "Overall, the person most likely feels {emotion}."
 # {adv}: intensity adverb ("slightly " or ""); {pol}: the polarity of the words. No base phrasing may contain a
 # modifier word, or stripping modifiers would change its meaning.
 PHRASES: dict[str, list[str]] = {
-    "face=relaxed": ["The face stays relaxed.", "The face looks calm and still.", "No marked expression shows on the face."],
+    "face=relaxed": [
+        "The face stays relaxed.",
+        "The face looks calm and still.",
+        "No marked expression shows on the face.",
+    ],
     "brows=raised": ["The brows {adv}rise.", "The eyebrows {adv}lift high.", "The brows are {adv}raised."],
     "brows=inner_raised": [
         "The inner ends of the brows {adv}rise.",
@@ -114,7 +118,11 @@ PHRASES: dict[str, list[str]] = {
         "The lips {adv}curve downward.",
     ],
     "mouth=wide_open": ["The mouth opens wide.", "The jaw drops open.", "The mouth hangs wide open."],
-    "mouth=slightly_open": ["The lips part a little.", "The mouth is a little open.", "A small gap opens between the lips."],
+    "mouth=slightly_open": [
+        "The lips part a little.",
+        "The mouth is a little open.",
+        "A small gap opens between the lips.",
+    ],
     "mouth=stretched": [
         "The lips {adv}stretch sideways.",
         "The mouth is {adv}pulled wide to the sides.",
@@ -124,18 +132,38 @@ PHRASES: dict[str, list[str]] = {
     "head=turned_away": ["The head {adv}turns away.", "The face is {adv}turned aside.", "The person {adv}turns away."],
     "head=nod": ["The head nods.", "The person nods repeatedly.", "The head bobs up and down."],
     "head=shake": ["The head shakes.", "The person shakes the head.", "The head swings from side to side."],
-    "voice=even": ["The voice stays even.", "The voice sounds steady and calm.", "The tone of voice is level and plain."],
+    "voice=even": [
+        "The voice stays even.",
+        "The voice sounds steady and calm.",
+        "The tone of voice is level and plain.",
+    ],
     "pitch=high": ["The pitch is high.", "The voice sounds high-pitched.", "The person speaks in a high voice."],
     "pitch=low": ["The pitch is low.", "The voice sounds low and deep.", "The person speaks in a low voice."],
-    "contour=rising": ["The pitch rises toward the end.", "The intonation climbs upward.", "The voice rises like a question."],
-    "contour=falling": ["The pitch falls toward the end.", "The intonation drops downward.", "The voice trails downward."],
-    "contour=lively": ["The intonation is lively.", "The pitch moves up and down a lot.", "The voice sounds animated and varied."],
+    "contour=rising": [
+        "The pitch rises toward the end.",
+        "The intonation climbs upward.",
+        "The voice rises like a question.",
+    ],
+    "contour=falling": [
+        "The pitch falls toward the end.",
+        "The intonation drops downward.",
+        "The voice trails downward.",
+    ],
+    "contour=lively": [
+        "The intonation is lively.",
+        "The pitch moves up and down a lot.",
+        "The voice sounds animated and varied.",
+    ],
     "loudness=loud": ["The voice is loud.", "The person speaks loudly.", "The speech is forceful and loud."],
     "loudness=soft": ["The voice is soft.", "The person speaks quietly.", "The speech is hushed and faint."],
     "rate=fast": ["The speech is fast.", "The person talks quickly.", "The words come out rapidly."],
     "rate=slow": ["The speech is slow.", "The person talks slowly.", "The words come out at a slow pace."],
     "tremor=present": ["The voice trembles.", "There is a tremor in the voice.", "The voice sounds shaky."],
-    "pauses=long": ["There are long pauses.", "The speech breaks off in long pauses.", "Long silences interrupt the speech."],
+    "pauses=long": [
+        "There are long pauses.",
+        "The speech breaks off in long pauses.",
+        "Long silences interrupt the speech.",
+    ],
     "text=agrees": [
         "The words sound {pol}, and the face and voice agree.",
         "The wording is {pol}, in line with the face and voice.",
@@ -211,8 +239,9 @@ def modality_of(cue_id: str) -> str:
     raise KeyError(f"unknown synthetic cue id {cue_id!r}; known ids are listed in xemogpt.data.synth.cues")
 
 
-def phrase(cue_id: str, choice: int, *, intensity: str | None = None, onset: str | None = None,
-           polarity: str | None = None) -> str:
+def phrase(
+    cue_id: str, choice: int, *, intensity: str | None = None, onset: str | None = None, polarity: str | None = None
+) -> str:
     """The sentence for ``cue_id`` using phrasing number ``choice`` and the given modifiers."""
     if cue_id not in PHRASES:
         raise KeyError(f"no phrasings for cue id {cue_id!r}")

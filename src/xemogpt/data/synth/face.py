@@ -19,8 +19,25 @@ from typing import Any
 import numpy as np
 
 STATE_FIELDS: tuple[str, ...] = (
-    "corner", "gap", "mwidth", "teeth", "lift", "wrinkle", "brow_raise", "brow_inner", "brow_in", "crease",
-    "eye_open", "blink", "gaze_x", "gaze_y", "head_dx", "head_dy", "feat_dx", "feat_dy", "turn",
+    "corner",
+    "gap",
+    "mwidth",
+    "teeth",
+    "lift",
+    "wrinkle",
+    "brow_raise",
+    "brow_inner",
+    "brow_in",
+    "crease",
+    "eye_open",
+    "blink",
+    "gaze_x",
+    "gaze_y",
+    "head_dx",
+    "head_dy",
+    "feat_dx",
+    "feat_dy",
+    "turn",
 )
 _F = {name: i for i, name in enumerate(STATE_FIELDS)}
 NEUTRAL_STATE = np.zeros(len(STATE_FIELDS), dtype=np.float64)
@@ -38,8 +55,12 @@ CUE_EFFECTS: dict[str, list[tuple[str, float, float]]] = {
     "nose=wrinkled": [("wrinkle", 1.0, 0.65), ("lift", 0.13, 0.09)],
     "brows=raised": [("brow_raise", 0.18, 0.12)],
     "brows=inner_raised": [("brow_inner", 0.16, 0.11)],
-    "brows=furrowed": [("brow_raise", -0.07, -0.05), ("brow_inner", -0.10, -0.07), ("brow_in", 0.06, 0.04),
-                       ("crease", 1.0, 0.65)],
+    "brows=furrowed": [
+        ("brow_raise", -0.07, -0.05),
+        ("brow_inner", -0.10, -0.07),
+        ("brow_in", 0.06, 0.04),
+        ("crease", 1.0, 0.65),
+    ],
     "eyes=wide": [("eye_open", 1.75, 1.45)],
     "eyes=narrowed": [("eye_open", 0.38, 0.58)],
     "gaze=down": [("gaze_y", 1.0, 1.0)],
@@ -226,11 +247,25 @@ def _mouth(p: Painter, cu: float, cv: float, st: np.ndarray, col: dict[str, Any]
     crease = np.asarray(col["skin"]) * 0.55
     for side in (-1, 1):
         if corner > 0:
-            p.capsule(cu + side * (w + 0.01), cv - corner - 0.13, cu + side * (w + 0.07), cv - corner + 0.05, 0.024,
-                      crease, min(1.0, corner / 0.17))
+            p.capsule(
+                cu + side * (w + 0.01),
+                cv - corner - 0.13,
+                cu + side * (w + 0.07),
+                cv - corner + 0.05,
+                0.024,
+                crease,
+                min(1.0, corner / 0.17),
+            )
         elif corner < 0:
-            p.capsule(cu + side * (w - 0.01), cv - corner + 0.05, cu + side * (w + 0.03), cv - corner + 0.19, 0.024,
-                      crease, min(1.0, -corner / 0.16))
+            p.capsule(
+                cu + side * (w - 0.01),
+                cv - corner + 0.05,
+                cu + side * (w + 0.03),
+                cv - corner + 0.19,
+                0.024,
+                crease,
+                min(1.0, -corner / 0.16),
+            )
 
 
 def render_frame(meta: dict[str, Any], st: np.ndarray, size: int, bg: np.ndarray | None = None) -> np.ndarray:
@@ -272,8 +307,9 @@ def render_frame(meta: dict[str, Any], st: np.ndarray, size: int, bg: np.ndarray
     nd = fdx + 0.10 * turn
     wr = st[_F["wrinkle"]]
     p.capsule(nd, -0.06 + fdy, nd + 0.02, 0.16 + fdy, 0.028, skin * 0.72)
-    p.capsule(nd - 0.09 - 0.04 * wr, 0.21 + fdy - 0.03 * wr, nd + 0.09 + 0.04 * wr, 0.21 + fdy - 0.03 * wr, 0.035,
-              skin * 0.62)
+    p.capsule(
+        nd - 0.09 - 0.04 * wr, 0.21 + fdy - 0.03 * wr, nd + 0.09 + 0.04 * wr, 0.21 + fdy - 0.03 * wr, 0.035, skin * 0.62
+    )
     if wr > 0:
         for k, v in enumerate((-0.02, 0.05, 0.12)):
             a = min(1.0, wr * 1.5 - 0.5 * k / 2)

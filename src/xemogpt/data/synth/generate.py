@@ -100,11 +100,15 @@ def generate(out: str | Path, n: int, seed: int, workers: int = 2, size: int = 1
         "size": size,
         "sample_rate": 16000,
         "emotions": list(EMOTIONS),
-        "cue_vocabulary": {"visual": list(VISUAL_CUE_IDS), "auditory": list(AUDITORY_CUE_IDS),
-                           "emotional": list(EMOTIONAL_CUE_IDS)},
+        "cue_vocabulary": {
+            "visual": list(VISUAL_CUE_IDS),
+            "auditory": list(AUDITORY_CUE_IDS),
+            "emotional": list(EMOTIONAL_CUE_IDS),
+        },
         "phrases": PHRASES,
-        "core_cues": {e: {m: [[c for c, _ in slot] for slot in slots] for m, slots in d.items()}
-                      for e, d in CORE.items()},
+        "core_cues": {
+            e: {m: [[c for c, _ in slot] for slot in slots] for m, slots in d.items()} for e, d in CORE.items()
+        },
         "splits": {sp: sum(s.split == sp for s in samples) for sp in ("train", "val", "test")},
         "seconds": round(time.time() - t0, 2),
         "workers": workers,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -13,8 +13,9 @@ AUDIO_BITRATE = 48000
 AUDIO_OPTIONS = {"aac_coder": "fast"}
 
 
-def write_mp4(path: str | Path, frames: Iterable[np.ndarray], audio: np.ndarray, fps: int, size: int,
-              sample_rate: int = 16000) -> Path:
+def write_mp4(
+    path: str | Path, frames: Iterable[np.ndarray], audio: np.ndarray, fps: int, size: int, sample_rate: int = 16000
+) -> Path:
     """Encode RGB frames (each (size, size, 3) uint8) and mono float audio (T,) into ``path``.
 
     Encoding is single-threaded so a file depends only on its inputs (and each worker process uses one core).
@@ -42,8 +43,9 @@ def write_mp4(path: str | Path, frames: Iterable[np.ndarray], audio: np.ndarray,
                 container.mux(packet)
         for packet in vs.encode():
             container.mux(packet)
-        af = av.AudioFrame.from_ndarray(np.ascontiguousarray(audio, dtype=np.float32)[None, :], format="fltp",
-                                        layout="mono")
+        af = av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(audio, dtype=np.float32)[None, :], format="fltp", layout="mono"
+        )
         af.sample_rate = sample_rate
         af.pts = 0
         for packet in aus.encode(af):

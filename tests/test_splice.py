@@ -1,0 +1,74 @@
+import torch
+
+from xemogpt.llm.splice import pad_ids, splice, splice_loop
+
+A, V = 1000, 1001
+
+
+def _batch(seed=0, b=5, h=8):
+    g = torch.Generator().manual_seed(seed)
+    emb = torch.nn.Embedding(1002, h)
+    seqs, targets = [], []
+    for i in range(b):
+        pre = torch.randint(0, 900, (1 + i,), generator=g).tolist()
+        mid = torch.randint(0, 900, (2,), generator=g).tolist()
+        tgt = torch.randint(0, 900, (3 + (i % 3),), generator=g).tolist()
+        seqs.append(pre + [A] + mid + [V] + [7] + tgt)
+        targets.append(len(tgt))
+    ids, mask = pad_ids(seqs, 0)
+    tmask = torch.zeros_like(mask)
+    for i, s in enumerate(seqs):
+        tmask[i, len(s) - targets[i]: len(s)] = True
+    af = torch.randn(b, 6, h, generator=g)
+    am = torch.arange(6)[None] < torch.tensor([6, 3, 0, 5, 1])[:b, None]  # ragged audio, one sample without audio
+    vf = torch.randn(b, 4, h, generator=g)
+    vm = torch.ones(b, 4, dtype=torch.bool)
+    return ids, mask, tmask, emb, {A: (af, am), V: (vf, vm)}
+
+
+def test_vectorised_splice_equals_loop_right_and_left():
+    ids, mask, tmask, emb, mods = _batch()
+    for align in ("right", "left"):
+        fast = splice(ids, mask, emb, mods, tmask if align == "right" else None, align=align)
+        slow = splice_loop(ids, mask, emb, mods, tmask if align == "right" else None, align=align)
+        assert fast.inputs_embeds.shape == slow.inputs_embeds.shape
+        assert torch.equal(fast.attention_mask, slow.attention_mask)
+        assert torch.allclose(fast.inputs_embeds, slow.inputs_embeds)
+        assert torch.equal(fast.labels, slow.labels)
+        valid = fast.attention_mask.bool()
+        assert torch.equal(fast.position_ids[valid], slow.position_ids[valid])
+
+
+def test_labels_only_on_targets_and_lengths():
+    ids, mask, tmask, emb, mods = _batch()
+    sp = splice(ids, mask, emb, mods, tmask)
+    assert int((sp.labels != -100).sum()) == int(tmask.sum())
+    # every sample's length = text tokens - 2 markers + valid audio + valid video tokens
+    expect = mask.sum(1) - 2 + mods[A][1].sum(1) + mods[V][1].sum(1)
+    assert torch.equal(sp.attention_mask.sum(1), expect)
+    # modality positions point at the spliced features
+    pos = sp.modality_positions[V]
+    for i in range(ids.shape[0]):
+        assert torch.allclose(sp.inputs_embeds[i, pos[i]], mods[V][0][i])
+
+
+def test_marker_count_checked():
+    ids, mask, tmask, emb, mods = _batch()
+    ids[0, ids[0] == A] = 5
+    try:
+        splice(ids, mask, emb, mods, tmask)
+    except ValueError as e:
+        assert "exactly once" in str(e)
+    else:
+        raise AssertionError("missing marker not detected")
+
+
+def test_width_mismatch_message():
+    ids, mask, tmask, emb, mods = _batch()
+    mods[V] = (torch.randn(ids.shape[0], 4, 5), mods[V][1])
+    try:
+        splice(ids, mask, emb, mods, tmask)
+    except ValueError as e:
+        assert "hidden size" in str(e)
+    else:
+        raise AssertionError
