@@ -27,7 +27,7 @@ setup: $(VENV)/.stamp
 	@$(BIN)/python -c "import xemogpt, torch, lightning; print('xemogpt ready: torch', torch.__version__, '| lightning', lightning.__version__)"
 
 test: setup
-	$(BIN)/python -m pytest -q -x --durations=15
+	$(BIN)/python -m pytest -q --durations=15
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"

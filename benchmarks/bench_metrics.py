@@ -8,6 +8,7 @@ second of each, the speed ratio, and the largest absolute difference between the
 The cue sets mimic what the project scores: reference cues are phrasings of canonical cues (as the synthetic
 EmoCue generator writes them), predictions reproduce many of those phrasings and add free-form cues of their own;
 the share of distinct sentences is printed, since encoding each distinct cue once is where much of the gain is.
+Both run single-threaded by default (``--threads``), which keeps the comparison fair on a shared machine.
 """
 
 from __future__ import annotations
@@ -120,9 +121,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=320, help="number of samples (default 320)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=128, help="sentences per encoder call (ours)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads for both (default 1: on a busy machine, multi-threaded small calls "
+                             "stall on thread synchronisation and would flatter the batched version)")
     args = parser.parse_args(argv)
 
     import torch
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
 
     from xemogpt.metrics.emocue360 import emocue360, emocue360_per_sample_reference
     from xemogpt.utils.sentence import load_minilm

@@ -23,9 +23,10 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
@@ -307,7 +308,7 @@ def _jsonable(value: Any) -> Any:
 
 def save_component(component: Any, folder: str | Path, kind: str | None = None) -> Path:
     """Write ``component.json`` (kind, registry name, portable spec) and ``weights.safetensors`` into ``folder``."""
-    from safetensors.torch import save_model
+    from safetensors.torch import save_file
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -322,14 +323,16 @@ def save_component(component: Any, folder: str | Path, kind: str | None = None) 
     meta = {"format": FORMAT, "kind": kind, "class": f"{type(component).__module__}.{type(component).__qualname__}",
             "spec": _jsonable(spec), "relative_paths": relative}
     (folder / COMPONENT_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
-    # save_model drops tensors that share storage (tied embeddings) and load_model re-ties them.
-    save_model(component, str(folder / WEIGHTS_FILE), metadata={"format": FORMAT, "kind": kind})
+    # Every tensor is written on its own (tied weights twice, views copied): loading copies into the rebuilt
+    # module's own tensors, so ties made by the constructor survive.
+    state = {k: v.detach().contiguous().clone() for k, v in component.state_dict().items()}
+    save_file(state, str(folder / WEIGHTS_FILE), metadata={"format": FORMAT, "kind": kind})
     return folder
 
 
 def load_component(folder: str | Path, map_location: str | torch.device = "cpu") -> Any:
     """Rebuild a component saved by :func:`save_component` from its folder alone."""
-    from safetensors.torch import load_model
+    from safetensors.torch import load_file
 
     from xemogpt import registry
 
@@ -341,19 +344,20 @@ def load_component(folder: str | Path, map_location: str | torch.device = "cpu")
     if meta.get("format") != FORMAT:
         raise ComponentFileError(f"{meta_path}: format {meta.get('format')!r} is not {FORMAT!r}")
     spec = dict(meta["spec"])
-    for k in meta.get("relative_paths", []):
-        if spec.get(k):
-            spec[k] = str(folder / spec[k])
+    for dotted in meta.get("relative_paths", []):  # "path" or "video.path" (nested sub-component specs)
+        *parents, last = dotted.split(".")
+        node = spec
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and node.get(last):
+            node[last] = str(folder / node[last])
     component = registry.build(meta["kind"], spec, key=str(meta_path))
     weights = folder / WEIGHTS_FILE
     if not weights.exists():
         raise ComponentFileError(f"{folder} holds no {WEIGHTS_FILE}")
     try:
-        missing, unexpected = load_model(component, str(weights), strict=False)
-    except RuntimeError as e:
-        raise ComponentFileError(f"{weights}: does not fit the component rebuilt from {meta_path} ({e})") from e
-    if missing or unexpected:
-        raise ComponentFileError(f"{weights}: {len(missing)} missing (e.g. {sorted(missing)[:3]}) and "
-                                 f"{len(unexpected)} unexpected (e.g. {sorted(unexpected)[:3]}) tensors for the "
-                                 f"component rebuilt from {meta_path}")
+        state = load_file(str(weights))
+    except Exception as e:
+        raise ComponentFileError(f"{weights}: unreadable ({type(e).__name__}: {e})") from e
+    load_into(component, state, f"{weights} (for the component rebuilt from {meta_path})")
     return component.to(map_location)

@@ -31,17 +31,20 @@ KINDS: tuple[str, ...] = (
     "metric",
 )
 
-# Modules whose import registers the built-in components; imported lazily on first lookup so that
-# `import xemogpt` stays cheap.
-_BUILTIN_MODULES: tuple[str, ...] = (
-    "xemogpt.encoders",
-    "xemogpt.bridges",
-    "xemogpt.projectors",
-    "xemogpt.llm",
-    "xemogpt.data.adapters",
-    "xemogpt.cues",
-    "xemogpt.metrics",
-)
+# Modules whose import registers the built-in components of each kind; imported lazily on first lookup of that kind
+# so that `import xemogpt` (and a cue-extractor lookup) does not pay for every encoder's imports.
+_BUILTIN_MODULES: dict[str, tuple[str, ...]] = {
+    "video_encoder": ("xemogpt.encoders",),
+    "audio_encoder": ("xemogpt.encoders",),
+    "text_encoder": ("xemogpt.encoders",),
+    "video_bridge": ("xemogpt.bridges",),
+    "audio_bridge": ("xemogpt.bridges",),
+    "projector": ("xemogpt.projectors",),
+    "llm_head": ("xemogpt.llm",),
+    "data_adapter": ("xemogpt.data.adapters",),
+    "cue_extractor": ("xemogpt.cues",),
+    "metric": ("xemogpt.metrics",),
+}
 
 
 class RegistryError(KeyError):
@@ -65,7 +68,7 @@ class Entry:
 
 
 _REGISTRY: dict[str, dict[str, Entry]] = {k: {} for k in KINDS}
-_loaded = False
+_loaded: set[str] = set()
 
 
 def register(kind: str | tuple[str, ...], name: str, *, description: str | None = None):
@@ -87,14 +90,15 @@ def register(kind: str | tuple[str, ...], name: str, *, description: str | None 
     return deco
 
 
-def load_builtins() -> None:
-    """Import the modules that register built-in components (idempotent)."""
-    global _loaded
-    if _loaded:
-        return
-    for mod in _BUILTIN_MODULES:
-        importlib.import_module(mod)
-    _loaded = True
+def load_builtins(kind: str | None = None) -> None:
+    """Import the modules that register built-in components of ``kind`` (all kinds when None); idempotent."""
+    kinds = [kind] if kind in _BUILTIN_MODULES else list(_BUILTIN_MODULES)
+    for k in kinds:
+        if k in _loaded:
+            continue
+        for mod in _BUILTIN_MODULES[k]:
+            importlib.import_module(mod)
+        _loaded.add(k)
 
 
 def _close(word: str, options: list[str]) -> str:
@@ -104,7 +108,7 @@ def _close(word: str, options: list[str]) -> str:
 
 def get(kind: str, name: str, *, key: str | None = None) -> Entry:
     """Return the registry entry for ``kind``/``name``; errors name the recipe ``key`` and suggest close names."""
-    load_builtins()
+    load_builtins(kind)
     where = f" (recipe key '{key}')" if key else ""
     if kind not in _REGISTRY:
         raise RegistryError(f"unknown component kind {kind!r}{where}.{_close(kind, list(KINDS))}")
@@ -120,7 +124,7 @@ def get(kind: str, name: str, *, key: str | None = None) -> Entry:
 
 def entries(kind: str | None = None) -> list[Entry]:
     """Every registered entry, optionally of one kind, sorted by kind then name."""
-    load_builtins()
+    load_builtins(kind)
     kinds = [kind] if kind else list(KINDS)
     return [e for k in kinds for _, e in sorted(_REGISTRY[k].items())]
 

@@ -26,10 +26,27 @@ class TransformerStack(nn.Module):
         self.norm = nn.LayerNorm(dim) if layers else nn.Identity()
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        pad = None if mask is None else ~mask
+        pad, empty = padding_mask(mask)
         for layer in self.layers:
             x = layer(x, src_key_padding_mask=pad)
-        return self.norm(x)
+        x = self.norm(x)
+        return x if empty is None else x.masked_fill(empty[:, None, None], 0.0)
+
+
+def padding_mask(mask: torch.Tensor | None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Valid mask (B, N) -> (key padding mask (B, N), rows with no valid entry (B,) or None).
+
+    A row with nothing valid (a clip without this modality) would make attention softmax over nothing and yield
+    NaN, which poisons gradients even when the row is masked later; such rows attend everywhere instead and the
+    caller zeroes their output. On the meta device (``--describe``) the mask is left as it is.
+    """
+    if mask is None:
+        return None, None
+    pad = ~mask
+    if mask.device.type == "meta":
+        return pad, None
+    empty = ~mask.any(1)
+    return pad & ~empty[:, None], empty
 
 
 class QuickGELU(nn.Module):
@@ -47,7 +64,8 @@ class AttentionPool(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         q = self.query.expand(x.shape[0], -1, -1)
-        out, _ = self.attn(q, x, x, key_padding_mask=None if mask is None else ~mask)
+        pad, _ = padding_mask(mask)
+        out, _ = self.attn(q, x, x, key_padding_mask=pad)
         return out[:, 0]
 
 

@@ -22,7 +22,8 @@ class VECB(Component):
 
     - ``contrastive``: pooled video and the text encoder's embedding of the clip's visual cues, both projected to
       ``proj_dim``, aligned with symmetric InfoNCE;
-    - ``temporal_order``: a small MLP tells real frame order from a shuffled one (half of each batch shuffled);
+    - ``temporal_order``: a small MLP tells real frame order from a shuffled one (half of each batch shuffled): it
+      scores every pair of neighbouring output frames and averages the scores over the clip;
     - ``masked_frame``: ``mask_ratio`` of the input frames replaced by a learned token and reconstructed linearly.
 
     Args:
@@ -59,7 +60,8 @@ class VECB(Component):
             self.text_proj = nn.Linear(text_dim, proj_dim)
             self.logit_scale = nn.Parameter(torch.tensor(2.659))  # log(1/0.07), CLIP's initial temperature
         if "temporal_order" in self.tasks:
-            self.order_head = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, 1))
+            # Scores each pair of neighbouring output frames; a clip's logit is the mean over its valid pairs.
+            self.order_head = nn.Sequential(nn.Linear(2 * dim, dim), nn.GELU(), nn.Linear(dim, 1))
         if "masked_frame" in self.tasks:
             self.mask_token = nn.Parameter(torch.zeros(1, 1, input_dim))
             self.recon = nn.Linear(dim, input_dim)
@@ -89,15 +91,21 @@ class VECB(Component):
                 self.video_proj(self.pooled(h, mask)), self.text_proj(text_emb), self.logit_scale, text_emb)
         if "temporal_order" in self.tasks:
             b, t = x.shape[:2]
+            ar = torch.arange(t, device=x.device).expand(b, t)
+            valid = torch.ones(b, t, dtype=torch.bool, device=x.device) if mask is None else mask
+            # Only valid frames are permuted; padded frames move behind them in both orders, so a "shuffled" label
+            # always means the visible frames are out of order.
+            ident = torch.where(valid, ar.float() / t, 2.0 + ar.float()).argsort(1)
+            perm = torch.where(valid, torch.rand(b, t, device=x.device), 2.0 + ar.float()).argsort(1)
             shuffled = torch.rand(b, device=x.device) < 0.5
-            perm = torch.rand(b, t, device=x.device).argsort(1)
-            ident = torch.arange(t, device=x.device).expand(b, t)
             order = torch.where(shuffled[:, None], perm, ident)
-            # A permutation equal to identity is not "shuffled"; label by the actual order.
-            label = (order != ident).any(1).float()
+            label = (order != ident).any(1).float()  # a permutation can come out as the identity
             xs = x.gather(1, order[..., None].expand_as(x))
             ms = None if mask is None else mask.gather(1, order)
-            logit = self.order_head(masked_mean(self(xs, ms), ms)).squeeze(-1)
+            h = self(xs, ms)
+            pairs = torch.cat([h[:, :-1], h[:, 1:]], dim=-1)  # (B, T-1, 2 dim): frame t next to frame t+1
+            pair_mask = None if ms is None else ms[:, :-1] & ms[:, 1:]
+            logit = masked_mean(self.order_head(pairs), pair_mask).squeeze(-1)
             losses["temporal_order"] = w.get("temporal_order", 1.0) * F.binary_cross_entropy_with_logits(logit, label)
         if "masked_frame" in self.tasks:
             b, t = x.shape[:2]
@@ -106,10 +114,14 @@ class VECB(Component):
             m.scatter_(1, torch.rand(b, t, device=x.device).argsort(1)[:, :n_mask], True)
             if mask is not None:
                 m &= mask
-            xm = torch.where(m[..., None], self.mask_token.to(x.dtype).expand_as(x), x)
+            # The encoder gets no gradient from this task: with a trainable encoder, reconstructing its own output
+            # has a trivial solution (constant features) that would erase the cues the other tasks need.
+            xd = x.detach()
+            xm = torch.where(m[..., None], self.mask_token.to(x.dtype).expand_as(xd), xd)
             pred = self.recon(self(xm, mask))
-            target = F.layer_norm(x.detach(), x.shape[-1:])
-            losses["masked_frame"] = w.get("masked_frame", 1.0) * F.mse_loss(pred[m], target[m])
+            target = F.layer_norm(xd, xd.shape[-1:])
+            if bool(m.any()):  # a batch whose clips have no valid frame has nothing to reconstruct
+                losses["masked_frame"] = w.get("masked_frame", 1.0) * F.mse_loss(pred[m], target[m])
         return losses
 
     # --- standalone training: batch {"features": (B,T,D), "mask": (B,T), "text_emb": (B,E)} ------------------------

@@ -39,12 +39,13 @@ NOTE_REASONS: dict[str, str] = {
     "high_resolution": "the frames are very large (decoded and scaled down frame by frame)",
 }
 SKIP_REASONS: dict[str, str] = {
-    "missing": "the media file does not exist",
-    "empty": "the media file has zero bytes",
-    "corrupt": "FFmpeg cannot open or decode the file",
+    "missing_media": "the media file does not exist",
+    "empty_media": "the media file has zero bytes",
+    "corrupt_media": "FFmpeg cannot open or decode the file",
     "no_media": "neither video frames nor audio could be decoded",
 }
 
+DECODER_VERSION = "2"  # part of every cache key: bump when decoded output changes
 SEEK_MIN_SECONDS = 60.0  # longer clips are sampled by seeking (decoding every frame of a film is wasteful)
 LONG_CLIP_SECONDS = 600.0  # noted as long_clip
 HIGH_RES_PIXELS = 3840 * 2160  # noted as high_resolution (above 4K UHD)
@@ -94,18 +95,18 @@ def _open(src: Source, name: str | None = None):
     if isinstance(src, (str, Path)):
         path = Path(src)
         if not path.exists():
-            raise DecodeError(label, "missing", "file does not exist")
+            raise DecodeError(label, "missing_media", "file does not exist")
         if path.stat().st_size == 0:
-            raise DecodeError(label, "empty", "zero-byte file")
+            raise DecodeError(label, "empty_media", "zero-byte file")
         target: Any = str(path)
     else:
         if len(src) == 0:
-            raise DecodeError(label, "empty", "zero-byte media")
+            raise DecodeError(label, "empty_media", "zero-byte media")
         target = io.BytesIO(src)
     try:
         return av.open(target, metadata_errors="ignore")
     except Exception as e:  # PyAV raises several error types for corrupt containers
-        raise DecodeError(label, "corrupt", f"cannot open container ({type(e).__name__}: {e})") from e
+        raise DecodeError(label, "corrupt_media", f"cannot open container ({type(e).__name__}: {e})") from e
 
 
 _local = threading.local()
@@ -148,33 +149,64 @@ def convert_frame(frame, size: int | tuple[int, int], crop: bool = False) -> np.
 
 # --- the decoder ----------------------------------------------------------------------------------------------------
 class _Picker:
-    """Keeps the converted frames a uniform plan over ``n`` frames wants, while decoded frames stream past."""
+    """Keeps the frames a uniform plan over ``n`` frames wants, converted, while decoded frames stream past.
 
-    def __init__(self, n: int, num: int, size: int | tuple[int, int], crop: bool) -> None:
+    A frame's index comes from its timestamp (``pts``), so packets of unwanted frames can be decoded with
+    ``skip_frame=NONREF``: frames no other frame references are then not decoded at all (about half the frames of
+    an H.264 stream with B-frames), while every wanted frame and every reference frame is decoded exactly as in a
+    full decode. Without usable timestamps frames are counted instead and nothing is skipped.
+    """
+
+    def __init__(self, n: int, num: int, size: int | tuple[int, int], crop: bool, stream=None) -> None:
         self.wanted = uniform_indices(n, num)
-        self.targets: dict[int, list[int]] = {}
-        for k, idx in enumerate(self.wanted):
-            self.targets.setdefault(int(idx), []).append(k)
+        self.wanted_set = {int(i) for i in self.wanted}
         self.slots: list[np.ndarray | None] = [None] * num
         self.size, self.crop = size, crop
-        self.needed = int(self.wanted[-1]) + 1  # frames to decode before the plan is complete
-        self.seen = 0
-        self.last = None  # the last decoded frame, converted only if a slot stays empty
+        self.next = 0  # first unfilled slot
+        self.seen = 0  # frames decoded
+        self.index = -1  # index of the last decoded frame
+        self.last = None  # the last decoded frame (converted only if a slot stays empty)
+        self.fps = self.tb = None
+        self.start = 0
+        if stream is not None and stream.average_rate and stream.time_base:
+            self.fps, self.tb = float(stream.average_rate), float(stream.time_base)
+            self.start = stream.start_time or 0
 
     @property
     def done(self) -> bool:
-        return self.seen >= self.needed
+        return self.next >= len(self.slots)
+
+    @property
+    def needed(self) -> int:
+        """Frames a straight decode must reach for the plan to complete."""
+        return int(self.wanted[-1]) + 1
+
+    def _index(self, pts: int | None) -> int | None:
+        if pts is None or self.fps is None:
+            return None
+        return round((pts - self.start) * self.tb * self.fps)
+
+    def wants(self, packet) -> bool:
+        """Whether ``packet`` must be decoded in full (it shows a wanted frame, or its time is unknown)."""
+        idx = self._index(packet.pts)
+        return idx is None or idx in self.wanted_set
 
     def offer(self, frame) -> None:
-        ks = self.targets.get(self.seen)
-        if ks is not None:
-            arr = convert_frame(frame, self.size, self.crop)
-            for k in ks:
-                self.slots[k] = arr
-        self.last = frame
+        idx = self._index(frame.pts)
+        idx = self.index + 1 if idx is None or idx <= self.index else idx
+        self.index, self.last = idx, frame
         self.seen += 1
+        arr = None
+        while self.next < len(self.slots) and self.wanted[self.next] <= idx:
+            arr = arr if arr is not None else convert_frame(frame, self.size, self.crop)
+            self.slots[self.next] = arr
+            self.next += 1
+
+    def missing(self) -> int:
+        return len(self.slots) - self.next
 
     def frames(self) -> np.ndarray:
+        """(T, H, W, 3) uint8; slots the stream never reached repeat the last decoded frame."""
         fill = None
         out = []
         for s in self.slots:
@@ -185,13 +217,21 @@ class _Picker:
         return np.stack(out)
 
 
+# Sample formats the audio path reads directly when the stream is already mono at the target rate (the resampler
+# costs more per frame than the copy); anything else goes through FFmpeg's resampler.
+_DIRECT_FORMATS = {"flt": 1.0, "fltp": 1.0, "s16": 1 / 32768.0, "s16p": 1 / 32768.0, "dbl": 1.0, "dblp": 1.0,
+                   "s32": 1 / 2147483648.0, "s32p": 1 / 2147483648.0}
+
+
 class _AudioSink:
-    """Resamples audio frames to mono float32 at ``rate`` (any input rate and channel layout) up to ``max_seconds``."""
+    """Mono float32 at ``rate`` from any input rate and channel layout, up to ``max_seconds``.
+
+    Channels are averaged (FFmpeg's own downmix sums the channels of e.g. a 5.1 track and would change loudness).
+    """
 
     def __init__(self, rate: int, max_seconds: float | None) -> None:
-        import av
-
-        self.resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+        self.rate = rate
+        self.resampler = None
         self.limit = None if max_seconds is None else int(max_seconds * rate)
         self.chunks: list[np.ndarray] = []
         self.total = 0
@@ -200,18 +240,36 @@ class _AudioSink:
     def done(self) -> bool:
         return self.limit is not None and self.total >= self.limit
 
+    def _add(self, a: np.ndarray) -> None:
+        self.chunks.append(a)
+        self.total += a.shape[0]
+
     def offer(self, frame) -> None:
+        scale = _DIRECT_FORMATS.get(frame.format.name)
+        if (self.resampler is None and scale is not None and frame.sample_rate == self.rate
+                and len(frame.layout.channels) == 1):
+            a = frame.to_ndarray().reshape(-1)
+            self._add(a.astype(np.float32) * np.float32(scale) if a.dtype != np.float32 else a)
+            return
+        if self.resampler is None:
+            import av
+
+            # Resample each channel (planar float, same layout: no rematrixing), then average them.
+            self.resampler = av.AudioResampler(format="fltp", layout=frame.layout.name, rate=self.rate)
         for rf in self.resampler.resample(frame):
-            a = rf.to_ndarray().reshape(-1)
-            self.chunks.append(a)
-            self.total += a.shape[0]
+            self._add(self._mono(rf))
+
+    @staticmethod
+    def _mono(rf) -> np.ndarray:
+        a = rf.to_ndarray()  # (C, n) planar
+        return a[0] if a.shape[0] == 1 else a.mean(0, dtype=np.float32)
 
     def result(self) -> np.ndarray | None:
-        if not self.done:
+        if self.resampler is not None and not self.done:
             try:
                 for rf in self.resampler.resample(None):  # flush the resampler's delay line
-                    self.chunks.append(rf.to_ndarray().reshape(-1))
-            except Exception:  # nothing was ever fed (no frame decoded)
+                    self._add(self._mono(rf))
+            except Exception:  # the resampler saw no frame
                 pass
         if not self.chunks:
             return None
@@ -232,6 +290,8 @@ def _scan(container, vs, aus, picker: _Picker | None, sink: _AudioSink | None) -
     """
     streams = ([vs] if picker is not None else []) + ([aus] if sink is not None else [])
     vi = vs.index if picker is not None else -1
+    cc = vs.codec_context if picker is not None else None
+    skipping = False
     errors = 0
     try:
         for packet in container.demux(*streams):
@@ -241,6 +301,10 @@ def _scan(container, vs, aus, picker: _Picker | None, sink: _AudioSink | None) -
                         break
                     continue
                 target = picker
+                skip = packet.size > 0 and not picker.wants(packet)
+                if skip != skipping:  # only frames nothing references are skipped; wanted ones decode in full
+                    cc.skip_frame = "NONREF" if skip else "DEFAULT"
+                    skipping = skip
             else:
                 if sink.done:
                     if picker is None or picker.done:
@@ -339,7 +403,7 @@ def _audio_pass(src: Source, name: str | None, rate: int, max_seconds: float | N
     wav = sink.result()
     if wav is None:
         if errors:
-            raise DecodeError(label, "corrupt", "the audio stream cannot be decoded")
+            raise DecodeError(label, "corrupt_media", "the audio stream cannot be decoded")
         notes.append(("no_audio", f"{label}: the audio stream holds no samples"))
     elif errors:
         notes.append(("truncated", f"{label}: {errors} corrupt audio packet(s) skipped"))
@@ -387,7 +451,7 @@ def _video_pass(src: Source, name: str | None, num_frames: int, size, crop: bool
                 frames.append(frames[-1])
             return np.stack(frames), fps, duration, False
         aus = container.streams.audio[0] if sink is not None and container.streams.audio else None
-        picker = _Picker(n, num_frames, size, crop)
+        picker = _Picker(n, num_frames, size, crop, vs)
         errors = _scan(container, vs, aus, picker, sink if aus is not None else None)
     finally:
         container.close()
@@ -395,15 +459,15 @@ def _video_pass(src: Source, name: str | None, num_frames: int, size, crop: bool
     if picker.seen == 0:
         notes.append(("no_frames", f"{label}: the video stream holds no decodable frame"))
         return None, fps, duration, filled
-    short = picker.needed - picker.seen
-    if short > max(2, picker.needed // 50):
+    reached = picker.index + 1  # frames up to the last decoded one
+    if not picker.done and picker.needed - reached > max(2, picker.needed // 50):
         # Far fewer frames than the header promised (a truncated file): plan again over the frames that exist.
-        notes.append(("truncated", f"{label}: {picker.seen} of {n} frames decodable"))
-        if picker.seen == 1 and n > 1:
+        notes.append(("truncated", f"{label}: {reached} of {n} frames decodable"))
+        if reached == 1 and n > 1:
             notes.append(("single_frame", f"{label}: one decodable frame, repeated"))
-        again = _Picker(picker.seen, num_frames, size, crop)
         container = _open(src, name)
         try:
+            again = _Picker(reached, num_frames, size, crop, container.streams.video[0])
             _scan(container, container.streams.video[0], None, again, None)
         finally:
             container.close()
@@ -416,12 +480,12 @@ def _video_pass(src: Source, name: str | None, num_frames: int, size, crop: bool
 def decode_clip(video: Source | None, audio: Source | None = None, *, num_frames: int = 16,
                 size: int | tuple[int, int] = 64, sample_rate: int = 16000, max_seconds: float | None = 12.0,
                 need_video: bool = False, need_audio: bool = False, crop: bool = False,
-                video_seconds: float | None = None, name: str | None = None,
+                video_seconds: float | None = None, name: str | None = None, with_audio: bool = True,
                 long_seconds: float = LONG_CLIP_SECONDS, high_pixels: int = HIGH_RES_PIXELS,
                 seek_seconds: float = SEEK_MIN_SECONDS) -> Decoded:
     """Decode one clip: ``num_frames`` frames sampled uniformly over the video (or its first ``video_seconds``) at
     ``size``, and mono audio at ``sample_rate`` cut to ``max_seconds``, from ``audio`` when given, else from the
-    video's own track (in the same pass over the file).
+    video's own track (in the same pass over the file); ``with_audio=False`` decodes frames only.
 
     A missing or undecodable modality is returned as None with a note (see ``NOTE_REASONS``) unless
     ``need_video``/``need_audio`` makes it a :class:`DecodeError`; a clip with neither raises ``no_media``.
@@ -432,7 +496,7 @@ def decode_clip(video: Source | None, audio: Source | None = None, *, num_frames
     frames = wav = None
     fps = duration = None
     filled = False
-    sink = _AudioSink(sample_rate, max_seconds) if video is not None and audio is None else None
+    sink = _AudioSink(sample_rate, max_seconds) if video is not None and audio is None and with_audio else None
     if video is not None:
         frames, fps, duration, filled = _video_pass(video, name, num_frames, size, crop, video_seconds, sink, notes,
                                                     long_seconds=long_seconds, high_pixels=high_pixels,
@@ -443,7 +507,7 @@ def decode_clip(video: Source | None, audio: Source | None = None, *, num_frames
                 notes.append(("no_audio", f"{source_name(video, name)}: the audio stream holds no decodable sample"))
         elif sink is not None:  # seek mode, no video stream (an audio file given as the video), or no audio stream
             wav = _audio_pass(video, name, sample_rate, max_seconds, notes)
-    if audio is not None:
+    if audio is not None and with_audio:
         wav = _audio_pass(audio, None if video is not None else name, sample_rate, max_seconds, notes)
     label = source_name(video if video is not None else audio, name) if (video is not None or audio is not None) \
         else "?"

@@ -8,15 +8,19 @@ the DataModule, the feature cache and the evaluators read it.
 from __future__ import annotations
 
 import json
+import logging
 import os
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 MODALITIES: tuple[str, ...] = ("visual", "auditory", "emotional")
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 MANIFEST = "manifest.jsonl"
 DATASET_INFO = "dataset.json"
+
+_log = logging.getLogger("xemogpt.data")
 
 
 class SchemaError(ValueError):
@@ -63,7 +67,7 @@ class EmoCueSample:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], *, where: str = "record") -> "EmoCueSample":
+    def from_dict(cls, d: dict[str, Any], *, where: str = "record") -> EmoCueSample:
         if not isinstance(d, dict):
             raise SchemaError(f"{where}: expected a JSON object, got {type(d).__name__}")
         if "id" not in d or d["id"] in (None, ""):
@@ -112,8 +116,42 @@ def write_manifest(root: str | Path, samples: Iterable[EmoCueSample], info: dict
     return path
 
 
-def iter_manifest(root: str | Path) -> Iterator[EmoCueSample]:
-    """Yield samples from ``root/manifest.jsonl`` (``root`` may also be the manifest file itself)."""
+# (sample id or "file:line", reason, detail, skipped) for every record problem met while reading a manifest.
+ProblemHook = Callable[[str, str, str, bool], None]
+
+# Reasons a manifest record is skipped (or, for the second group, kept after a repair).
+MANIFEST_SKIP_REASONS: dict[str, str] = {
+    "bad_json": "the line is not a JSON object",
+    "missing_field": "a required field (id) is absent or empty",
+    "bad_value": "a field has the wrong type or value (split, cues)",
+    "duplicate_id": "the id was already read from an earlier line (the first one is kept)",
+    "no_media": "the record names neither a video nor an audio file",
+}
+MANIFEST_HANDLED_REASONS: dict[str, str] = {
+    "bad_encoding": "the line or subtitle is not valid UTF-8 (undecodable bytes replaced)",
+    "missing_subtitle": "the record has no subtitle (kept with an empty one)",
+    "bad_subtitle": "the subtitle is not a string (converted to one)",
+}
+
+
+def _clean_text(text: str) -> tuple[str, bool]:
+    """Replace lone surrogates (from ``\\udXXX`` escapes) that no tokenizer can encode; -> (text, changed)."""
+    try:
+        text.encode("utf-8")
+        return text, False
+    except UnicodeEncodeError:
+        return text.encode("utf-8", errors="replace").decode("utf-8"), True
+
+
+def iter_manifest(root: str | Path, *, strict: bool = False, on_problem: ProblemHook | None = None
+                  ) -> Iterator[EmoCueSample]:
+    """Yield samples from ``root/manifest.jsonl`` (``root`` may also be the manifest file itself).
+
+    Bad records never stop the reading: each is skipped (or repaired and kept) and reported through ``on_problem``
+    (default: a logged warning) with its id (or ``manifest.jsonl:LINE`` when it has none) and reason (see
+    ``MANIFEST_SKIP_REASONS``/``MANIFEST_HANDLED_REASONS``). ``strict`` raises :class:`SchemaError` at the first one.
+    Duplicate ids are checked by :func:`read_manifest`.
+    """
     path = Path(root)
     if path.is_dir():
         path = path / MANIFEST
@@ -121,24 +159,79 @@ def iter_manifest(root: str | Path) -> Iterator[EmoCueSample]:
         raise FileNotFoundError(
             f"no EmoCue manifest at {path}; create one with `xemogpt data synth --out DIR` or `xemogpt data import`"
         )
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
+
+    def problem(sid: str, reason: str, detail: str, skipped: bool = True) -> None:
+        if strict:
+            raise SchemaError(f"{path}: sample {sid!r}: {reason} ({detail}); fix the manifest or drop --strict to "
+                              "skip such records")
+        if on_problem is not None:
+            on_problem(sid, reason, detail, skipped)
+        else:
+            _log.warning("%s %s: %s (%s)", "skipped" if skipped else "kept", sid, reason, detail)
+
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            where = f"{path.name}:{lineno}"
+            try:
+                line = raw.decode("utf-8")
+                bad_bytes = False
+            except UnicodeDecodeError:
+                line, bad_bytes = raw.decode("utf-8", errors="replace"), True
             line = line.strip()
             if not line:
                 continue
             try:
                 d = json.loads(line)
             except json.JSONDecodeError as e:
-                raise SchemaError(f"{path}:{lineno}: not valid JSON ({e.msg})") from e
-            yield EmoCueSample.from_dict(d, where=f"{path}:{lineno}")
+                problem(where, "bad_json", f"{where}: not valid JSON ({e.msg})")
+                continue
+            if not isinstance(d, dict):
+                problem(where, "bad_json", f"{where}: expected a JSON object, got {type(d).__name__}")
+                continue
+            sid = d.get("id")
+            if sid in (None, "") or isinstance(sid, (dict, list)):
+                problem(where, "missing_field", f"{where}: missing required field 'id'")
+                continue
+            sid = str(sid)
+            if not d.get("video") and not d.get("audio"):
+                problem(sid, "no_media", f"{where}: neither 'video' nor 'audio' is set")
+                continue
+            sub = d.get("subtitle")
+            if "subtitle" not in d or sub is None:
+                problem(sid, "missing_subtitle", f"{where}: no subtitle; using an empty one", False)
+                d["subtitle"] = ""
+            elif not isinstance(sub, str):
+                d["subtitle"] = " ".join(map(str, sub)) if isinstance(sub, list) else str(sub)
+                problem(sid, "bad_subtitle", f"{where}: subtitle is a {type(sub).__name__}; converted", False)
+            d["subtitle"], changed = _clean_text(d["subtitle"])
+            if bad_bytes or changed:
+                problem(sid, "bad_encoding", f"{where}: invalid UTF-8 replaced by U+FFFD/?", False)
+            try:
+                sample = EmoCueSample.from_dict(d, where=where)
+            except (SchemaError, TypeError) as e:
+                problem(sid, "bad_value", str(e))
+                continue
+            yield sample
 
 
-def read_manifest(root: str | Path, split: str | None = None) -> list[EmoCueSample]:
-    """All samples of a dataset (optionally one split); duplicate ids are an error naming the id."""
+def read_manifest(root: str | Path, split: str | None = None, *, strict: bool = False,
+                  on_problem: ProblemHook | None = None) -> list[EmoCueSample]:
+    """All samples of a dataset (optionally one split).
+
+    A duplicate id keeps its first record and skips the later ones as ``duplicate_id``; this and every other bad
+    record is reported like in :func:`iter_manifest` (``strict`` raises :class:`SchemaError` instead).
+    """
     out, seen = [], set()
-    for s in iter_manifest(root):
+    for s in iter_manifest(root, strict=strict, on_problem=on_problem):
         if s.id in seen:
-            raise SchemaError(f"{root}: duplicate sample id {s.id!r}")
+            detail = f"duplicate sample id {s.id!r} in {root}"
+            if strict:
+                raise SchemaError(f"{root}: duplicate sample id {s.id!r}; fix the manifest or drop --strict")
+            if on_problem is not None:
+                on_problem(s.id, "duplicate_id", detail, True)
+            else:
+                _log.warning("skipped %s: duplicate_id (%s)", s.id, detail)
+            continue
         seen.add(s.id)
         if split is None or s.split == split:
             out.append(s)

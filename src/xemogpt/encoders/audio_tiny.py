@@ -31,10 +31,14 @@ class LogMelConvEncoder(Component):
         self.save_hyperparameters()
         import torchaudio
 
-        self.melspec = torchaudio.transforms.MelSpectrogram(
-            sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels, f_min=f_min, f_max=f_max,
-            center=True, power=2.0,
-        )
+        # The filterbank is checked for empty bins while it is built, which the meta device (`zoo --describe`)
+        # cannot do: build it on the CPU, then move it where the rest of the module lives.
+        with torch.device("cpu"):
+            melspec = torchaudio.transforms.MelSpectrogram(
+                sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels, f_min=f_min, f_max=f_max,
+                center=True, power=2.0,
+            )
+        self.melspec = melspec.to(torch.empty(0).device)
         layers: list[nn.Module] = []
         c_in = n_mels
         for c in channels:

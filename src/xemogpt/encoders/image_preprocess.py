@@ -37,14 +37,14 @@ class ImagePreprocess:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ImagePreprocess":
+    def from_dict(cls, d: dict[str, Any]) -> ImagePreprocess:
         crop = d.get("crop")
         if isinstance(crop, int):
             crop = (crop, crop)
         return cls(resize=d.get("resize"), crop=tuple(crop) if crop else None, mean=tuple(d["mean"]),
                    std=tuple(d["std"]), interpolation=str(d.get("interpolation", "bicubic")))
 
-    def updated(self, overrides: dict[str, Any] | None) -> "ImagePreprocess":
+    def updated(self, overrides: dict[str, Any] | None) -> ImagePreprocess:
         return ImagePreprocess.from_dict({**self.to_dict(), **(overrides or {})}) if overrides else self
 
     @property

@@ -141,7 +141,7 @@ def _f1(p: float, r: float) -> float:
     return 2 * r * p / (p + r) if p + r > 0 else 0.0
 
 
-def score_plan(plan: _Plan, encoder: SentenceEncoder, batch_size: int = 128) -> dict[str, dict[str, tuple]]:
+def score_plan(plan: _Plan, encoder: SentenceEncoder | None, batch_size: int = 128) -> dict[str, dict[str, tuple]]:
     """Per-sample scores: ``{modality: {name: (precision, recall, f1)}}`` in prediction order.
 
     Each distinct cue of the plan is encoded once; a sample's (R, P) similarity block is rows of that table.

@@ -176,12 +176,20 @@ class XEmoGPT(L.LightningModule):
     def _maybe_no_grad(comp: Component):
         return torch.no_grad() if comp.frozen else torch.enable_grad()
 
-    def encode_video(self, frames: torch.Tensor, frame_mask: torch.Tensor, ids: list[str] | None = None) -> torch.Tensor:
+    def encode_video(self, frames: torch.Tensor, frame_mask: torch.Tensor,
+                     ids: list[str] | None = None) -> torch.Tensor:
         """frames (B, T, 3, h, w) -> encoder tokens (B, T, Dv) (under no_grad when the encoder is frozen).
 
         A frozen encoder's outputs are memoised per sample id for the rest of the stage, so later epochs skip it.
+        ``frames`` may instead hold the frozen encoder's cached outputs (B, T, Dv) from the DataModule's feature cache
+        (:mod:`xemogpt.data.feature_cache`); they are used as they are.
         """
         enc = self.video_encoder
+        if frames.dim() == 3:  # cached features: the encoder is skipped (it must be frozen, or they would be stale)
+            if not enc.frozen:
+                raise RuntimeError("the batch holds cached video features but model.video_encoder trains in this "
+                                   "stage; call datamodule.use_features() without it to read media again")
+            return frames.to(self.device)
         if not enc.frozen:
             return enc(frames)
         if ids is None or not self.feature_memo:
@@ -198,8 +206,16 @@ class XEmoGPT(L.LightningModule):
 
     def encode_audio(self, audio: torch.Tensor, audio_mask: torch.Tensor,
                      ids: list[str] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """audio (B, S), mask (B, S) -> tokens (B, A, Da), mask (B, A) (memoised like :meth:`encode_video`)."""
+        """audio (B, S), mask (B, S) -> tokens (B, A, Da), mask (B, A) (memoised like :meth:`encode_video`).
+
+        ``audio`` may instead hold cached encoder tokens (B, A, Da) with their mask (B, A), used as they are.
+        """
         enc = self.audio_encoder
+        if audio.dim() == 3:  # cached features (see encode_video)
+            if not enc.frozen:
+                raise RuntimeError("the batch holds cached audio features but model.audio_encoder trains in this "
+                                   "stage; call datamodule.use_features() without it to read media again")
+            return audio.to(self.device), audio_mask.to(self.device)
         if not enc.frozen:
             return enc(audio, audio_mask)
         if ids is None or not self.feature_memo:
@@ -229,6 +245,11 @@ class XEmoGPT(L.LightningModule):
         v = self.video_bridge(v, vmask)
         a, amask = self.encode_audio(batch["audio"], batch["audio_mask"], ids)
         a = self.audio_bridge(a, amask)
+        # Bridges that change the sequence length (Q-Former: B x num_queries) give the mask of their output.
+        if getattr(self.video_bridge, "changes_length", False):
+            vmask = self.video_bridge.out_mask(vmask)
+        if getattr(self.audio_bridge, "changes_length", False):
+            amask = self.audio_bridge.out_mask(amask)
         # Fusion projectors (uses_context) attend to the other modality's bridge output before the LLM.
         if getattr(self.video_projector, "uses_context", False):
             pv, pvmask = self.video_projector(v, vmask, context=a, context_mask=amask)
@@ -316,7 +337,7 @@ class XEmoGPT(L.LightningModule):
             losses["lm"] = out.loss
         return losses
 
-    def _step(self, batch: dict[str, Any], split: str) -> torch.Tensor | None:
+    def _step(self, batch: dict[str, Any], split: str, batch_idx: int | None = None) -> torch.Tensor | None:
         if batch.get("skipped") and self.trainer is not None and self.trainer.datamodule is not None:
             note = getattr(self.trainer.datamodule, "note_skipped", None)
             if note is not None and split == "train":
@@ -327,6 +348,8 @@ class XEmoGPT(L.LightningModule):
         if not losses:
             return None
         total = sum(losses.values())
+        if split == "train":
+            self._check_finite(losses, total, batch, batch_idx)
         bs = len(batch["ids"])
         for k, v in losses.items():
             self.log(f"{split}/{k}", v, batch_size=bs, prog_bar=(split == "train" and k == "lm"),
@@ -334,8 +357,34 @@ class XEmoGPT(L.LightningModule):
         self.log(f"{split}/loss", total, batch_size=bs, prog_bar=True, on_step=split == "train", on_epoch=True)
         return total
 
+    def _check_finite(self, losses: dict[str, torch.Tensor], total: torch.Tensor, batch: dict[str, Any],
+                      batch_idx: int | None) -> None:
+        """Stop training on a NaN/inf loss before backward and the optimiser step touch the weights.
+
+        Every rank takes part (one boolean all-reduce per step under DDP/FSDP) so all stop at the same batch; the
+        error names the stage, step and the sample ids of every rank's batch, and ``NonFiniteGuard`` then saves the
+        still-clean state.
+        """
+        bad = not bool(torch.isfinite(total.detach()).all())
+        trainer = self._trainer
+        distributed = trainer is not None and trainer.world_size > 1
+        if distributed:
+            bad = trainer.strategy.reduce_boolean_decision(bad, all=False)
+        if not bad:
+            return
+        from xemogpt.training.callbacks import NonFiniteLossError, gather_objects
+
+        mine = {"ids": list(batch["ids"]), "losses": {k: float(v.detach()) for k, v in losses.items()}}
+        ranks = gather_objects(trainer, mine) if distributed else [mine]
+        values = {(f"rank{r}/{k}" if len(ranks) > 1 else k): v for r, m in enumerate(ranks)
+                  for k, v in m["losses"].items()}
+        raise NonFiniteLossError(stage=str(self.stage.get("name")), global_step=trainer.global_step if trainer else 0,
+                                 epoch=trainer.current_epoch if trainer else 0,
+                                 batch_idx=-1 if batch_idx is None else batch_idx,
+                                 ids=[i for m in ranks for i in m["ids"]], losses=values)
+
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor | None:
-        return self._step(batch, "train")
+        return self._step(batch, "train", batch_idx)
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._step(batch, "val")

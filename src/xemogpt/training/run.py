@@ -1,11 +1,27 @@
-"""Run a recipe: make sure its data exists, build the model, train each stage, save checkpoints, evaluate."""
+"""Run a recipe: make sure its data exists, build the model, train each stage, save checkpoints, evaluate.
+
+Fault tolerance (all of it in the run folder):
+
+* ``progress.json`` says which stages finished (with their ``checkpoints/<i>-<stage>.ckpt``), which stage is running
+  and why the last process stopped. Only global rank 0 writes it, atomically.
+* ``checkpoints/last.ckpt`` is the resumable checkpoint of the running stage: weights, optimiser, LR scheduler,
+  loop counters, the data loader's place in the epoch and every rank's random state. It is written on SIGTERM /
+  SIGINT (then the process exits cleanly) and every ``run.checkpoint_every_n_steps`` optimiser steps.
+* ``train_recipe(..., resume=True)`` (``xemogpt train --resume``, ``make train RESUME=1`` or ``run.resume: true``)
+  skips finished stages, and continues the running one from ``last.ckpt`` -- ending with the same weights as a run
+  that was never interrupted -- or starts it from the previous stage's checkpoint.
+* A NaN or infinite loss stops the run with the stage, step and batch sample ids, after saving
+  ``checkpoints/nonfinite-<i>-<stage>-step<k>.ckpt`` (the state from before that step).
+
+Every checkpoint write is atomic (:mod:`xemogpt.training.checkpoint_io`). Scaling settings (DDP, FSDP, DeepSpeed,
+nodes, precision, accumulation, activation checkpointing) are read by :mod:`xemogpt.training.strategies`.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -13,15 +29,23 @@ from typing import Any
 import torch
 
 from xemogpt.recipe import RecipeError, save_recipe, validate_recipe
+from xemogpt.training.callbacks import global_rank_from_env
 
 log = logging.getLogger("xemogpt.train")
 
 DATA_DEFAULTS = {"batch_size": 16, "num_workers": 2, "num_frames": 16, "sample_rate": 16000, "max_seconds": 12.0,
                  "cache": "disk", "strict": False}
+PROGRESS_FILE = "progress.json"
+RESUME_CHECKPOINT = "last.ckpt"
+# Recipe parts a resumed run must share with the run it continues (anything else may change, e.g. devices).
+RESUME_MUST_MATCH = ("model", "seed")
 
 
-def ensure_data(data: dict[str, Any]) -> Path:
-    """The dataset folder of a recipe, generated first when the recipe says how (``data.synth``)."""
+def ensure_data(data: dict[str, Any], rank: int | None = None) -> Path:
+    """The dataset folder of a recipe, generated first when the recipe says how (``data.synth``).
+
+    Only global rank 0 generates; other ranks started by torchrun/SLURM wait for its manifest.
+    """
     if "root" not in data:
         raise RecipeError("recipe key 'data.root' is missing: the folder holding manifest.jsonl")
     root = Path(data["root"])
@@ -31,12 +55,24 @@ def ensure_data(data: dict[str, Any]) -> Path:
     if not synth:
         raise FileNotFoundError(f"data.root {root} has no manifest.jsonl; import a dataset with `xemogpt data import` "
                                 "or add data.synth to generate one")
+    rank = global_rank_from_env() if rank is None else rank
+    if rank > 0:
+        _wait_for(root / "manifest.jsonl", "rank 0 to generate the synthetic data")
+        return root
     from xemogpt.data.synth import generate
 
     print(f"generating {synth.get('n', 1000)} synthetic EmoCue clips into {root} ...", flush=True)
     generate(root, n=int(synth.get("n", 1000)), seed=int(synth.get("seed", 0)),
              workers=int(synth.get("workers", min(2, os.cpu_count() or 1))), size=int(synth.get("size", 112)))
     return root
+
+
+def _wait_for(path: Path, what: str, timeout_s: float = 3600.0) -> None:
+    t0 = time.time()
+    while not path.exists():
+        if time.time() - t0 > timeout_s:
+            raise TimeoutError(f"waited {timeout_s:.0f} s for {what} ({path} never appeared)")
+        time.sleep(1.0)
 
 
 def build_tokenizer(root: Path, model_spec: dict[str, Any], vocab_size: int, instruction: str) -> str | None:
@@ -69,12 +105,16 @@ def data_module(recipe: dict[str, Any], model, root: Path, batch_size: int | Non
     return EmoCueDataModule(str(root), **data)
 
 
-def make_trainer(recipe: dict[str, Any], run_dir: Path, stage: dict[str, Any], callbacks: list | None = None):
+def make_trainer(recipe: dict[str, Any], run_dir: Path, stage: dict[str, Any], callbacks: list | None = None,
+                 model: torch.nn.Module | None = None):
+    """One Lightning Trainer for ``stage``: the recipe's trainer settings with strategy/precision resolved
+    (:func:`xemogpt.training.strategies.trainer_options`), atomic checkpoint IO and a CSV log per stage."""
     import lightning as L
     from lightning.pytorch.loggers import CSVLogger
 
-    opts = dict(recipe.get("trainer") or {})
-    opts.setdefault("accelerator", "cpu" if not torch.cuda.is_available() else "auto")
+    from xemogpt.training.strategies import trainer_options
+
+    opts = trainer_options(recipe.get("trainer"), model)
     opts.setdefault("devices", 1)
     opts.setdefault("log_every_n_steps", 10)
     opts.setdefault("enable_model_summary", False)
@@ -91,63 +131,262 @@ def make_trainer(recipe: dict[str, Any], run_dir: Path, stage: dict[str, Any], c
                      enable_checkpointing=False, **opts)
 
 
-def train_recipe(recipe: dict[str, Any], run_dir: str | Path, evaluate: bool = True) -> dict[str, Any]:
-    """Train every stage of ``recipe`` into ``run_dir``; returns a summary (checkpoint path, timings, metrics)."""
+# --- progress ---------------------------------------------------------------------------------------------------
+class RunProgress:
+    """``progress.json`` of a run folder (see the module docstring); paths inside are relative to the run folder.
+
+    Fields: ``stages`` (names), ``completed`` ([{index, name, checkpoint}]), ``current`` ({index, name, checkpoint,
+    global_step, reason} or null), ``status`` (running, interrupted, failed, finished), ``message``.
+    """
+
+    def __init__(self, run_dir: Path, data: dict[str, Any] | None = None, writer: bool = True) -> None:
+        self.run_dir, self.writer = Path(run_dir), writer
+        self.data: dict[str, Any] = data or {"format": 1, "stages": [], "completed": [], "current": None,
+                                             "status": "running", "message": ""}
+
+    @classmethod
+    def load(cls, run_dir: Path, writer: bool = True) -> RunProgress | None:
+        p = Path(run_dir) / PROGRESS_FILE
+        if not p.exists():
+            return None
+        try:
+            return cls(run_dir, json.loads(p.read_text(encoding="utf-8")), writer)
+        except (OSError, ValueError) as e:
+            raise RecipeError(f"{p} is unreadable ({e}); delete it to restart the run from scratch") from e
+
+    def save(self) -> None:
+        if not self.writer:
+            return
+        from xemogpt.training.checkpoint_io import atomic_write
+
+        self.data["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+        text = json.dumps(self.data, indent=2).encode()
+        atomic_write(self.run_dir / PROGRESS_FILE, lambda f: f.write(text))
+
+    def rel(self, path: Path | str) -> str:
+        p = Path(path)
+        try:
+            return str(p.resolve().relative_to(self.run_dir.resolve()))
+        except ValueError:
+            return str(p)
+
+    def path(self, rel: str | None) -> Path | None:
+        return None if rel is None else (self.run_dir / rel if not Path(rel).is_absolute() else Path(rel))
+
+    def start(self, index: int, name: str) -> None:
+        self.data["current"] = {"index": index, "name": name, "checkpoint": None, "global_step": 0, "reason": None}
+        self.data["status"], self.data["message"] = "running", ""
+        self.save()
+
+    def saved(self, index: int, name: str, checkpoint: Path, global_step: int, reason: str) -> None:
+        self.data["current"] = {"index": index, "name": name, "checkpoint": self.rel(checkpoint),
+                                "global_step": int(global_step), "reason": reason}
+        self.save()
+
+    def complete(self, index: int, name: str, checkpoint: Path) -> None:
+        done = [c for c in self.data["completed"] if c["index"] != index]
+        self.data["completed"] = done + [{"index": index, "name": name, "checkpoint": self.rel(checkpoint)}]
+        self.data["current"] = None
+        self.save()
+
+    def stop(self, status: str, message: str) -> None:
+        self.data["status"], self.data["message"] = status, message
+        self.save()
+
+
+def resume_conflicts(saved: dict[str, Any], recipe: dict[str, Any]) -> list[str]:
+    """Recipe keys that differ between a run's saved recipe and the one it is resumed with."""
+    out = [k for k in RESUME_MUST_MATCH if saved.get(k) != recipe.get(k)]
+    old = [s.get("name") for s in saved.get("stages") or [] if not s.get("skip")]
+    new = [s.get("name") for s in recipe.get("stages") or [] if not s.get("skip")]
+    if old != new:
+        out.append(f"stages (names {old} vs {new})")
+    return out
+
+
+def _load_ckpt(path: Path) -> dict[str, Any]:
+    from xemogpt.training.checkpoints import CheckpointError
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as e:
+        raise CheckpointError(f"checkpoint {path} is unreadable ({type(e).__name__}: {e}); delete it and resume "
+                              f"again to restart that stage from the previous stage's checkpoint") from e
+
+
+def _resume_plan(progress: RunProgress, stages: list[dict[str, Any]]) -> tuple[int, Path | None, Path | None]:
+    """-> (first stage to run, resumable checkpoint of that stage or None, checkpoint of the stage before or None)."""
+    names = [s["name"] for s in stages]
+    done = sorted(progress.data.get("completed", []), key=lambda c: c["index"])
+    for c in done:
+        if c["index"] >= len(names) or names[c["index"]] != c["name"]:
+            raise RecipeError(f"{progress.run_dir / PROGRESS_FILE}: finished stage {c['index'] + 1} {c['name']!r} is "
+                              f"not stage {c['index'] + 1} of this recipe ({names}); resume with the run's recipe")
+    start = 0
+    while start < len(done) and done[start]["index"] == start:
+        start += 1
+    boundary = progress.path(done[start - 1]["checkpoint"]) if start else None
+    if boundary is not None and not boundary.exists():
+        raise RecipeError(f"{progress.run_dir / PROGRESS_FILE} names {boundary} as the checkpoint of finished stage "
+                          f"{done[start - 1]['name']!r} but it is missing; restore it or start a new run folder")
+    cur = progress.data.get("current") or {}
+    resumable = progress.path(cur.get("checkpoint")) if cur.get("index") == start else None
+    if resumable is not None and not resumable.exists():
+        log.warning("progress.json names %s but it is missing; stage %s restarts from its beginning", resumable,
+                    names[start] if start < len(names) else "?")
+        resumable = None
+    return start, resumable, boundary
+
+
+def train_recipe(recipe: dict[str, Any], run_dir: str | Path, evaluate: bool = True,
+                 resume: bool | None = None, callbacks: list | None = None) -> dict[str, Any]:
+    """Train every stage of ``recipe`` into ``run_dir``; returns a summary (checkpoint path, timings, metrics).
+
+    ``resume`` (default: the recipe's ``run.resume``) continues the run in ``run_dir`` where it stopped; with nothing
+    to resume it starts a new run. Raises :class:`~xemogpt.training.callbacks.RunInterrupted` after a stop signal
+    (the resumable checkpoint is saved) and :class:`~xemogpt.training.callbacks.NonFiniteLossError` on a NaN/inf loss.
+    ``callbacks``: extra Lightning callbacks added to every stage's trainer.
+    """
     import lightning as L
 
     from xemogpt.models.xemogpt import XEmoGPT
+    from xemogpt.training import callbacks as cb
+    from xemogpt.training.checkpoint_io import atomic_copy, clean_stale_temps
 
     t0 = time.time()
     validate_recipe(recipe)  # fail on a typo before generating data or building anything
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    save_recipe(recipe, run_dir / "recipe.yaml")
+    rank = global_rank_from_env()
+    run = recipe.get("run") or {}
+    resume = bool(run.get("resume", False)) if resume is None else resume
+    progress = RunProgress.load(run_dir, writer=rank == 0) if resume else None
+    if resume and progress is None and rank == 0:
+        print(f"--resume: {run_dir} holds no {PROGRESS_FILE} yet; starting a new run there", flush=True)
+    if progress is not None and (run_dir / "recipe.yaml").exists():
+        import yaml
+
+        saved = yaml.safe_load((run_dir / "recipe.yaml").read_text(encoding="utf-8")) or {}
+        bad = resume_conflicts(saved, recipe)
+        if bad:
+            raise RecipeError(f"cannot resume {run_dir}: the recipe differs from its recipe.yaml in {', '.join(bad)}; "
+                              "resume with the same recipe and overrides, or train into a new --run-dir")
+    if progress is None:
+        progress = RunProgress(run_dir, writer=rank == 0)
+        if rank == 0:
+            save_recipe(recipe, run_dir / "recipe.yaml")
     seed = int(recipe.get("seed", 0))
     L.seed_everything(seed, workers=True, verbose=False)
-    torch.set_num_threads(max(1, int((recipe.get("run") or {}).get("threads", os.cpu_count() or 1))))
+    torch.set_num_threads(max(1, int(run.get("threads", os.cpu_count() or 1))))
 
-    root = ensure_data(recipe["data"])
+    root = ensure_data(recipe["data"], rank)
     gen_time = time.time() - t0
-    run = recipe.get("run") or {}
-    instruction = run.get("instruction")
     from xemogpt.llm.prompt import DEFAULT_INSTRUCTION
 
-    instruction = instruction or DEFAULT_INSTRUCTION
-    tok_json = build_tokenizer(root, recipe["model"], int(run.get("tokenizer_vocab_size", 1000)), instruction)
+    instruction = run.get("instruction") or DEFAULT_INSTRUCTION
+    stages = [s for s in recipe.get("stages") or [] if not s.get("skip")]
+    progress.data["stages"] = [s["name"] for s in stages]
+    start, resumable, boundary = _resume_plan(progress, stages) if progress.data.get("completed") or \
+        progress.data.get("current") else (0, None, None)
+    source = _load_ckpt(resumable or boundary) if (resumable or boundary) else None
+    tok_json = (source.get("hyper_parameters") or {}).get("tokenizer_json") if source is not None else None
+    if tok_json is None:  # a run's tokenizer travels in its checkpoints; a new run trains it (deterministically)
+        tok_json = build_tokenizer(root, recipe["model"], int(run.get("tokenizer_vocab_size", 1000)), instruction)
     model = XEmoGPT(recipe["model"], tokenizer_json=tok_json, generation=recipe.get("generation"),
                     instruction=instruction, feature_memo=bool(run.get("feature_memo", True)))
-    if recipe.get("checkpoint"):
+    if source is None and recipe.get("checkpoint"):
         from xemogpt.training.checkpoints import load_weights_into
 
         load_weights_into(model, recipe["checkpoint"])
+    if resumable is None and boundary is not None:  # continue after a finished stage: its weights and random state
+        from xemogpt.training.checkpoints import load_state
+
+        load_state(model, source["state_dict"], str(boundary))
+        state = cb.rng_from_checkpoint(source, rank)
+        if state is not None:
+            cb.restore_rng(state)
+    del source
     dm = data_module(recipe, model, root)
     dm.setup()
-    print(f"data: {root} train={len(dm.dataset('train'))} val={len(dm.dataset('val'))} "
-          f"test={len(dm.dataset('test'))}; {dm.skips.summary()}", flush=True)
+    if rank == 0:
+        print(f"data: {root} train={len(dm.dataset('train'))} val={len(dm.dataset('val'))} "
+              f"test={len(dm.dataset('test'))}; {dm.skips.summary()}", flush=True)
 
     ckpt_dir = run_dir / "checkpoints"
     ckpt_dir.mkdir(exist_ok=True)
+    if rank == 0:
+        clean_stale_temps(ckpt_dir)
+    last = ckpt_dir / RESUME_CHECKPOINT
     timings: dict[str, float] = {"data": round(time.time() - t0, 1), "generate_data": round(gen_time, 1)}
-    stages = [s for s in recipe.get("stages") or [] if not s.get("skip")]
-    last_ckpt = None
-    for i, stage in enumerate(stages):
-        ts = time.time()
-        model.set_stage(stage)
-        dm.batch_size = int(stage.get("batch_size", dm.batch_size))
-        n_train = sum(p.numel() for p in model.trainable_parameters())
-        print(f"\n== stage {i + 1}/{len(stages)}: {stage['name']} (train: {', '.join(stage.get('train', []))}; "
-              f"losses: {', '.join(stage['losses'])}; {n_train:,} trainable parameters)", flush=True)
-        trainer = make_trainer(recipe, run_dir, stage)
-        trainer.fit(model, datamodule=dm)
-        last_ckpt = ckpt_dir / f"{i + 1}-{stage['name']}.ckpt"
-        trainer.save_checkpoint(str(last_ckpt))
-        timings[stage["name"]] = round(time.time() - ts, 1)
-        if dm.skips.items:
-            print(f"stage {stage['name']}: {dm.skips.summary()}", flush=True)
+    every = run.get("checkpoint_every_n_steps")
+    if start and rank == 0:
+        print(f"resuming {run_dir}: finished stage(s) {', '.join(s['name'] for s in stages[:start])} are skipped",
+              flush=True)
+
+    with cb.handle_stop_signals() as stop:
+        for i, stage in enumerate(stages):
+            if i < start:
+                continue
+            name = stage["name"]
+            if stop.requested:  # a signal between two stages: nothing to save beyond the finished stages
+                progress.stop("interrupted", f"stopped by signal {stop.signum} before stage {name!r}")
+                raise cb.RunInterrupted(stop.signum, None)
+            ts = time.time()
+            model.set_stage(stage)
+            dm.batch_size = int(stage.get("batch_size", dm.batch_size))
+            n_train = sum(p.numel() for p in model.trainable_parameters())
+            if rank == 0:
+                print(f"\n== stage {i + 1}/{len(stages)}: {name} (train: {', '.join(stage.get('train', []))}; "
+                      f"losses: {', '.join(stage['losses'])}; {n_train:,} trainable parameters)", flush=True)
+
+            def save_resumable(trainer, reason: str, _i: int = i, _name: str = name) -> str:
+                trainer.save_checkpoint(str(last), weights_only=False)
+                if trainer.is_global_zero:
+                    progress.saved(_i, _name, last, trainer.global_step, reason)
+                return str(last)
+
+            def nonfinite_path(err, _i: int = i, _name: str = name) -> Path:
+                return ckpt_dir / f"nonfinite-{_i + 1}-{_name}-step{err.global_step}.ckpt"
+
+            stage_callbacks = [cb.StageTag(i, name), cb.LoaderStateFix(), cb.RNGState(),
+                               cb.GracefulStop(save_resumable), cb.NonFiniteGuard(nonfinite_path)]
+            if every:
+                stage_callbacks.append(cb.PeriodicCheckpoint(int(every), save_resumable))
+            if run.get("record_samples"):
+                stage_callbacks.append(cb.SampleRecorder(run_dir / "records", name))
+            trainer = make_trainer(recipe, run_dir, stage, stage_callbacks + list(callbacks or []), model)
+            ckpt_path = str(resumable) if (i == start and resumable is not None) else None
+            if ckpt_path and rank == 0:
+                cur = progress.data.get("current") or {}
+                print(f"resuming stage {name} from {resumable} (global step {cur.get('global_step')})", flush=True)
+            else:
+                progress.start(i, name)
+            try:
+                trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path)
+            except cb.RunInterrupted as e:
+                progress.stop("interrupted", str(e))
+                raise
+            except cb.NonFiniteLossError as e:
+                progress.stop("failed", str(e))
+                raise
+            stage_ckpt = ckpt_dir / f"{i + 1}-{name}.ckpt"
+            trainer.save_checkpoint(str(stage_ckpt), weights_only=False)
+            if rank == 0:
+                progress.complete(i, name, stage_ckpt)
+                last.unlink(missing_ok=True)  # the finished stage's checkpoint supersedes it
+            timings[name] = round(time.time() - ts, 1)
+            if rank == 0 and dm.skips.items:
+                print(f"stage {name}: {dm.skips.summary()}", flush=True)
+
     final = run_dir / "model.ckpt"
-    if last_ckpt is not None:
-        shutil.copyfile(last_ckpt, final)
+    last_stage = progress.path(progress.data["completed"][-1]["checkpoint"]) if progress.data["completed"] else None
     summary: dict[str, Any] = {"run_dir": str(run_dir), "checkpoint": str(final), "timings_s": timings}
+    if rank != 0:  # other ranks only train; rank 0 writes the model, evaluates and summarises
+        summary["rank"] = rank
+        return summary
+    if last_stage is not None:
+        atomic_copy(last_stage, final)
+    progress.stop("finished", "")
     if evaluate and (recipe.get("eval") or {}).get("enabled", True):
         from xemogpt.evaluation.evaluate import evaluate_model
 

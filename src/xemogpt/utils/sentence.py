@@ -64,6 +64,7 @@ def encode_texts(encoder: SentenceEncoder, texts: Sequence[str], batch_size: int
         return np.zeros((0, 0), dtype=np.float32)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     is_st = type(encoder).__name__ == "SentenceTransformer" or hasattr(encoder, "get_sentence_embedding_dimension")
+    is_st = is_st and hasattr(encoder, "tokenize")  # a SentenceTransformer (not a component wrapping one)
     chunks = []
     for start in range(0, len(order), batch_size):
         batch = [texts[i] for i in order[start:start + batch_size]]

@@ -1,0 +1,202 @@
+"""``make bench-data``: clips per second of the EmoCue loader beside raw decoding and a plain loader, as ratios.
+
+Three pipelines read the same generated clips through the same ``torch.utils.data.DataLoader`` settings (workers,
+batch size; one torch thread per worker):
+
+- **raw decode**: PyAV demuxes and decodes every packet of every stream, no conversion at all (the floor a loader
+  built on the same library can approach);
+- **EmoCue loader**: the DataModule's dataset and collator: 16 frames sampled uniformly, converted from YUV straight
+  to RGB at the encoder's size (CLIP-style short side + centre crop, 224 px), and the first 12 s of audio as
+  16 kHz mono, then scaled and normalised with the CLIP mean/std like the image processor's output;
+- **plain loader**: every frame decoded and converted to RGB at full size, the 16 chosen frames run through a
+  transformers ``CLIPImageProcessor`` (built from a config dict, no download), all audio decoded and resampled.
+
+Each pipeline runs ``--repeats`` times, interleaved; the best run of each is reported (the least disturbed by
+other work on the machine) and the ratios come from those numbers.
+
+Usage: ``python benchmarks/bench_data.py [--n 48] [--size 320] [--workers 2] [--repeats 3]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def clip_processor(size: int):
+    from transformers import CLIPImageProcessor
+
+    return CLIPImageProcessor(do_resize=True, size={"shortest_edge": size}, resample=3, do_center_crop=True,
+                              crop_size={"height": size, "width": size}, do_rescale=True, rescale_factor=1 / 255,
+                              do_normalize=True, image_mean=list(CLIP_MEAN), image_std=list(CLIP_STD),
+                              do_convert_rgb=False)
+
+
+class RawDecode(torch.utils.data.Dataset):
+    """Every packet of every stream decoded by PyAV, nothing converted -> the number of frames decoded."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self.paths = paths
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> int:
+        import av
+
+        n = 0
+        with av.open(str(self.paths[i])) as c:
+            for packet in c.demux():
+                n += len(packet.decode())
+        return n
+
+
+class PlainLoader(torch.utils.data.Dataset):
+    """The straightforward loader: decode and convert every frame, then the image processor on the chosen ones."""
+
+    def __init__(self, paths: list[Path], num_frames: int, size: int, sample_rate: int, seconds: float) -> None:
+        self.paths, self.num_frames, self.size = paths, num_frames, size
+        self.sample_rate, self.seconds = sample_rate, seconds
+        self.processor = None
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> dict:
+        import av
+
+        from xemogpt.data.decode import uniform_indices
+
+        if self.processor is None:
+            self.processor = clip_processor(self.size)
+        with av.open(str(self.paths[i])) as c:
+            frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+        with av.open(str(self.paths[i])) as c:
+            res = av.AudioResampler(format="flt", layout="mono", rate=self.sample_rate)
+            chunks = [r.to_ndarray().reshape(-1) for f in c.decode(audio=0) for r in res.resample(f)]
+        audio = np.concatenate(chunks)[: int(self.seconds * self.sample_rate)]
+        chosen = [frames[k] for k in uniform_indices(len(frames), self.num_frames)]
+        pixels = self.processor(images=chosen, return_tensors="pt")["pixel_values"]
+        return {"pixel_values": pixels, "audio": torch.from_numpy(audio)}
+
+
+def plain_collate(items: list[dict]) -> dict:
+    n = max(len(it["audio"]) for it in items)
+    audio = torch.zeros(len(items), n)
+    for k, it in enumerate(items):
+        audio[k, : len(it["audio"])] = it["audio"]
+    return {"pixel_values": torch.stack([it["pixel_values"] for it in items]), "audio": audio}
+
+
+class NormalizingCollator:
+    """The DataModule's collator, then frames scaled to [0, 1] and normalised like the image processor does."""
+
+    def __init__(self, collator) -> None:
+        self.collator = collator
+        self.mean = torch.tensor(CLIP_MEAN).view(1, 1, 3, 1, 1)
+        self.std = torch.tensor(CLIP_STD).view(1, 1, 3, 1, 1)
+
+    def __call__(self, items: list[dict]) -> dict:
+        batch = self.collator(items)
+        batch["pixel_values"] = (batch["frames"].float() / 255.0 - self.mean) / self.std
+        return batch
+
+
+def _one_thread(_: int) -> None:
+    torch.set_num_threads(1)
+
+
+def count(batch) -> int:
+    """Clips in a batch of any of the three pipelines."""
+    if isinstance(batch, list):
+        return len(batch)
+    if "ids" in batch:
+        return len(batch["ids"]) + len(batch["skipped"])
+    return len(batch["audio"])
+
+
+def timed(dataset, collate, n: int, batch_size: int, workers: int) -> float:
+    """Clips per second of one pass over ``dataset`` with a fresh DataLoader."""
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate,
+                                         worker_init_fn=_one_thread if workers else None)
+    t0 = time.perf_counter()
+    seen = sum(count(batch) for batch in loader)
+    dt = time.perf_counter() - t0
+    if seen != n:
+        raise RuntimeError(f"the loader returned {seen} clips instead of {n}")
+    return n / dt
+
+
+def make_clips(folder: Path, n: int, size: int, seed: int) -> list[Path]:
+    from xemogpt.data.schema import read_manifest
+    from xemogpt.data.synth import generate
+
+    if not (folder / "manifest.jsonl").exists() or len(read_manifest(folder)) != n:
+        print(f"generating {n} synthetic clips at {size}x{size} into {folder} ...", flush=True)
+        generate(folder, n=n, seed=seed, workers=min(4, os.cpu_count() or 1), size=size, progress=False)
+    return [folder / s.video for s in read_manifest(folder)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--n", type=int, default=48, help="clips (default 48)")
+    p.add_argument("--size", type=int, default=320, help="side of the generated clips in pixels (default 320)")
+    p.add_argument("--image-size", type=int, default=224, help="encoder input side (default 224, CLIP)")
+    p.add_argument("--frames", type=int, default=16, help="frames per clip (default 16)")
+    p.add_argument("--workers", type=int, default=2, help="loader worker processes for every pipeline (default 2)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--repeats", type=int, default=3, help="interleaved runs per pipeline; the best counts")
+    p.add_argument("--data", default=None, help="folder for the generated clips (default: a cache in the temp dir)")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    torch.set_num_threads(1)
+    from xemogpt.data.datamodule import Collator, EmoCueDataset
+    from xemogpt.data.schema import read_manifest
+
+    folder = Path(args.data) if args.data else Path(tempfile.gettempdir()) / f"xemogpt-bench-{args.n}-{args.size}"
+    paths = make_clips(folder, args.n, args.size, args.seed)
+    samples = read_manifest(folder)
+    ours = EmoCueDataset(folder, samples, num_frames=args.frames, frame_size=args.image_size, sample_rate=16000,
+                         max_seconds=12.0, crop=True)
+    ours_collate = NormalizingCollator(Collator({s.id: s for s in samples}, args.frames, args.image_size))
+    pipelines = {
+        "raw decode (PyAV, every packet, no conversion)": (RawDecode(paths), list),
+        "EmoCue loader (16 frames at 224 + 12 s audio, normalised)": (ours, ours_collate),
+        "plain loader (all frames RGB + CLIPImageProcessor)": (
+            PlainLoader(paths, args.frames, args.image_size, 16000, 12.0), plain_collate),
+    }
+    # Check once that both loaders produce what the encoder needs, and agree on shapes.
+    a = ours_collate([ours[0], ours[1]])["pixel_values"]
+    b = plain_collate([pipelines[list(pipelines)[2]][0][k] for k in (0, 1)])["pixel_values"]
+    assert a.shape == b.shape == (2, args.frames, 3, args.image_size, args.image_size), (a.shape, b.shape)
+
+    rates: dict[str, list[float]] = {k: [] for k in pipelines}
+    for _ in range(args.repeats):
+        for name, (ds, collate) in pipelines.items():
+            rates[name].append(timed(ds, collate, len(paths), args.batch_size, args.workers))
+    best = {k: max(v) for k, v in rates.items()}
+    raw, loader, plain = (best[k] for k in pipelines)
+    print(f"\n{len(paths)} clips of {args.size}x{args.size} px, {args.workers} worker(s), batch {args.batch_size}, "
+          f"best of {args.repeats} (python {sys.version.split()[0]}, torch {torch.__version__})")
+    for name, v in best.items():
+        print(f"  {v:8.1f} clips/s  {name}  (runs: {', '.join(f'{x:.1f}' for x in rates[name])})")
+    r_raw, r_plain = loader / raw, loader / plain
+    print(f"\nloader / raw decode   = {r_raw:.2f}   (target >= 0.8: {'met' if r_raw >= 0.8 else 'NOT met'})")
+    print(f"loader / plain loader = {r_plain:.2f}   (target >= 3.0: {'met' if r_plain >= 3.0 else 'NOT met'})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

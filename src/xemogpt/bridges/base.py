@@ -1,0 +1,64 @@
+"""The shared skeleton of the ablation bridges: an optional contrastive cue-alignment task and standalone training."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from xemogpt.bridges.layers import AttentionPool
+from xemogpt.bridges.losses import contrastive_loss, masked_mean
+from xemogpt.component import Component
+
+BRIDGE_TASKS = ("contrastive",)
+
+
+class AlignmentBridge(Component):
+    """Base for bridge variants: ``forward(x, mask) -> (B, N', output_dim)``; ``task_losses`` aligns the pooled
+    output with the text encoder's embedding of the clip's cue text (InfoNCE), so every variant can be pre-trained
+    on the same cue-perception signal as VECB/AECB in an ablation.
+
+    Subclasses call :meth:`setup_tasks` after building their layers. Bridges that change the sequence length set
+    ``changes_length = True`` and implement ``out_mask(mask) -> (B, N')``.
+    """
+
+    changes_length = False
+
+    def setup_tasks(self, tasks, text_dim: int | None, dim: int, proj_dim: int, pooling: str, heads: int) -> None:
+        unknown = set(tasks) - set(BRIDGE_TASKS)
+        if unknown:
+            raise ValueError(f"unknown {type(self).__name__} task(s) {sorted(unknown)}; this bridge has {BRIDGE_TASKS}")
+        if pooling not in ("mean", "attention"):
+            raise ValueError(f"bridge pooling must be 'mean' or 'attention', got {pooling!r}")
+        self.tasks = tuple(tasks)
+        if "contrastive" in self.tasks and text_dim:
+            self.pool = AttentionPool(dim, heads) if pooling == "attention" else None
+            self.bridge_proj = nn.Linear(dim, proj_dim)
+            self.text_proj = nn.Linear(text_dim, proj_dim)
+            self.logit_scale = nn.Parameter(torch.tensor(2.659))
+
+    def out_mask(self, mask: torch.Tensor | None) -> torch.Tensor | None:
+        """Input mask (B, N) -> output mask (B, N'); the same for length-preserving bridges."""
+        return mask
+
+    def task_losses(self, x: torch.Tensor, mask: torch.Tensor | None = None,
+                    text_emb: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Encoder tokens x (B, N, input_dim), mask (B, N), text embeddings (B, text_dim) -> {"contrastive": loss}."""
+        if "contrastive" not in self.tasks or not hasattr(self, "bridge_proj") or text_emb is None:
+            return {}
+        h = self(x, mask)
+        m = self.out_mask(mask)
+        pooled = self.pool(h, m) if self.pool is not None else masked_mean(h, m)
+        return {"contrastive": contrastive_loss(self.bridge_proj(pooled), self.text_proj(text_emb),
+                                                self.logit_scale, text_emb)}
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        """Standalone pre-training on {"features": (B, N, D), "mask": (B, N), "text_emb": (B, E)}."""
+        losses = self.task_losses(batch["features"], batch.get("mask"), batch.get("text_emb"))
+        if not losses:
+            raise ValueError(f"{type(self).__name__} has no task to train (tasks={self.tasks}, text_dim given?)")
+        for k, v in losses.items():
+            self.log(f"bridge/{k}", v, prog_bar=True)
+        return sum(losses.values())
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW([p for p in self.parameters() if p.requires_grad], lr=self.hparams.lr)

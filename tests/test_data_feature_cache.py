@@ -1,0 +1,145 @@
+"""The feature cache: exact features, reuse, and invalidation when the encoder, the preprocessing or a clip changes."""
+
+from __future__ import annotations
+
+import shutil
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from tests.test_data_kit import Recorder, link_synth, trainer, write_manifest_lines
+from xemogpt.data.callbacks import FeatureCacheCallback
+from xemogpt.data.datamodule import EmoCueDataModule
+from xemogpt.encoders.audio_tiny import LogMelConvEncoder
+from xemogpt.encoders.video_tiny import TinyCNNVideoEncoder
+from xemogpt.models.xemogpt import XEmoGPT
+
+
+def encoders(seed: int = 0):
+    torch.manual_seed(seed)
+    v = TinyCNNVideoEncoder(dim=12, channels=(8, 8), image_size=32, freeze=True)
+    a = LogMelConvEncoder(dim=10, n_mels=32, channels=(16, 16), freeze=True)
+    return v, a
+
+
+@pytest.fixture()
+def root(tmp_path, synth_root):
+    r = tmp_path / "ds"
+    recs = link_synth(synth_root, r, 10)
+    # real copies for the clips a test replaces (the others stay links into the shared dataset)
+    for rec in recs[:2]:
+        p = r / rec["video"]
+        p.unlink()
+        shutil.copy(synth_root / rec["video"], p)
+    write_manifest_lines(r, recs)
+    return r
+
+
+def make_dm(root, tmp_path, **kw):
+    opts = dict(batch_size=4, num_workers=0, num_frames=4, frame_size=32, cache="none",
+                features_dir=str(tmp_path / "features"))
+    opts.update(kw)
+    return EmoCueDataModule(str(root), **opts)
+
+
+def raw_batch(dm, split="train"):
+    return next(iter(dm._loader(split, shuffle=False, batch_size=64)))
+
+
+def test_cached_features_equal_the_encoders_outputs_and_are_reused(root, tmp_path):
+    venc, aenc = encoders()
+    dm = make_dm(root, tmp_path)
+    n = len(dm.samples)
+    reports = dm.use_features(venc, aenc, progress=False)
+    assert [(r.modality, r.computed, r.reused) for r in reports] == [("video", n, 0), ("audio", n, 0)]
+    feats = raw_batch(dm)
+    assert feats["features"] == {"video": True, "audio": True}
+    media = raw_batch(make_dm(root, tmp_path))  # the same clips, decoded
+    assert feats["ids"] == media["ids"] and feats["frames"].shape == (len(media["ids"]), 4, 12)
+    with torch.no_grad():
+        torch.testing.assert_close(feats["frames"], venc(media["frames"]), rtol=1e-5, atol=1e-5)
+        for i in range(len(media["ids"])):  # audio: each clip alone (padding changes an STFT's last frames)
+            tok, mask = aenc(media["audio"][i:i + 1, : media["audio_mask"][i].sum()])
+            k = int(mask.sum())
+            torch.testing.assert_close(feats["audio"][i, :k], tok[0, :k], rtol=1e-5, atol=1e-5)
+            assert int(feats["audio_mask"][i].sum()) == k
+    again = make_dm(root, tmp_path).use_features(venc, aenc, progress=False)
+    assert [(r.computed, r.reused) for r in again] == [(0, n), (0, n)]
+
+
+def test_a_changed_encoder_preprocessing_or_clip_never_reuses_stale_features(root, tmp_path, synth_root):
+    venc, aenc = encoders()
+    dm = make_dm(root, tmp_path)
+    first = dm.use_features(venc, aenc, progress=False)
+    before = raw_batch(dm)["frames"]
+    n = len(dm.samples)
+
+    with torch.no_grad():  # retrained weights: a new video store, the audio one is reused
+        venc.proj.weight.add_(0.5)
+    dm2 = make_dm(root, tmp_path)
+    r = dm2.use_features(venc, aenc, progress=False)
+    assert [(x.computed, x.reused) for x in r] == [(n, 0), (0, n)] and r[0].store != first[0].store
+    after = raw_batch(dm2)["frames"]
+    assert not torch.allclose(before, after)
+    with torch.no_grad():
+        torch.testing.assert_close(after, venc(raw_batch(make_dm(root, tmp_path))["frames"]), rtol=1e-5, atol=1e-5)
+
+    # the same spec and weights in another instance reuse the cache; another spec with the same weights does not
+    same = TinyCNNVideoEncoder(dim=12, channels=(8, 8), image_size=32, freeze=True)
+    same.load_state_dict(venc.state_dict())
+    assert make_dm(root, tmp_path).use_features(same, None, progress=False)[0].computed == 0
+    resized = TinyCNNVideoEncoder(dim=12, channels=(8, 8), image_size=48, freeze=True)
+    resized.load_state_dict(venc.state_dict())
+    assert make_dm(root, tmp_path).use_features(resized, None, progress=False)[0].computed == n
+    # preprocessing: a new frame size or frame count means new video features, audio unchanged
+    r = make_dm(root, tmp_path, frame_size=48).use_features(venc, aenc, progress=False)
+    assert [(x.computed, x.reused) for x in r] == [(n, 0), (0, n)]
+    r = make_dm(root, tmp_path, sample_rate=8000).use_features(venc, aenc, progress=False)
+    assert [(x.computed, x.reused) for x in r] == [(0, n), (n, 0)]
+    # a replaced clip is encoded again (only that clip)
+    clip = root / dm.samples[0].video
+    clip.write_bytes((synth_root / dm.samples[5].video).read_bytes())
+    r = make_dm(root, tmp_path).use_features(venc, aenc, progress=False)
+    assert [(x.computed, x.reused) for x in r] == [(1, n - 1), (1, n - 1)]
+
+
+def test_training_stages_read_features_for_frozen_encoders_only(root, tmp_path):
+    venc, aenc = encoders()
+    seen: list[dict] = []
+
+    class WithEncoders(Recorder):
+        def __init__(self, v, a):
+            super().__init__()
+            self.video_encoder, self.audio_encoder = v, a
+
+        def training_step(self, batch, batch_idx):
+            seen.append({"features": batch["features"], "frames": batch["frames"].dim()})
+            return super().training_step(batch, batch_idx)
+
+    dm = make_dm(root, tmp_path)
+    trainer(max_epochs=1, callbacks=[FeatureCacheCallback()]).fit(WithEncoders(venc, aenc), datamodule=dm)
+    assert seen and all(s["features"] == {"video": True, "audio": True} and s["frames"] == 3 for s in seen)
+    seen.clear()
+    aenc.set_frozen(False)  # a stage that trains the audio encoder reads audio, and still cached video
+    trainer(max_epochs=1, callbacks=[FeatureCacheCallback()]).fit(WithEncoders(venc, aenc), datamodule=dm)
+    assert seen and all(s["features"] == {"video": True, "audio": False} for s in seen)
+    seen.clear()
+    off = make_dm(root, tmp_path, features="off")
+    trainer(max_epochs=1, callbacks=[FeatureCacheCallback()]).fit(WithEncoders(venc, aenc), datamodule=off)
+    assert seen and all(s["features"] == {"video": False, "audio": False} and s["frames"] == 5 for s in seen)
+
+
+def test_the_model_uses_cached_features_only_for_frozen_encoders():
+    venc, aenc = encoders()
+    host = SimpleNamespace(video_encoder=venc, audio_encoder=aenc, device=torch.device("cpu"), feature_memo=True,
+                           _memo={})
+    feats, mask = torch.randn(2, 4, 12), torch.ones(2, 4, dtype=torch.bool)
+    assert XEmoGPT.encode_video(host, feats, mask, ["a", "b"]) is not None
+    torch.testing.assert_close(XEmoGPT.encode_video(host, feats, mask, ["a", "b"]), feats)
+    tok, tmask = torch.randn(2, 7, 10), torch.rand(2, 7) > 0.3
+    out, omask = XEmoGPT.encode_audio(host, tok, tmask, ["a", "b"])
+    assert torch.equal(out, tok) and torch.equal(omask, tmask)
+    venc.set_frozen(False)
+    with pytest.raises(RuntimeError, match="cached video features but model.video_encoder trains"):
+        XEmoGPT.encode_video(host, feats, mask, ["a", "b"])

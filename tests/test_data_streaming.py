@@ -1,0 +1,107 @@
+"""Packs (litdata shards): the local round trip, bad input at pack time, and mid-epoch resume through checkpoints."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from tests.test_data_kit import Recorder, bad_media_dataset, link_synth, trainer, write_manifest_lines
+from xemogpt.data.datamodule import EmoCueDataModule
+from xemogpt.data.streaming import PACK_INFO, is_pack, pack_dataset
+
+
+@pytest.fixture(scope="module")
+def small_root(tmp_path_factory, synth_root):
+    root = tmp_path_factory.mktemp("small") / "ds"
+    write_manifest_lines(root, link_synth(synth_root, root, 20))
+    return root
+
+
+def items_by_id(dm: EmoCueDataModule, split: str) -> dict:
+    ds = dm.dataset(split)
+    return {it["id"]: it for it in (ds[i] for i in range(len(ds)))}
+
+
+@pytest.mark.parametrize("mode", ["bytes", "decoded"])
+def test_pack_round_trip_gives_the_same_samples_and_tensors(small_root, tmp_path, mode):
+    out = tmp_path / f"pack-{mode}"
+    report = pack_dataset(small_root, out, mode=mode, num_frames=8, frame_size=32, workers=1, progress=False,
+                          chunk_bytes="256KB")
+    assert is_pack(out) and not is_pack(small_root)
+    info = json.loads((out / PACK_INFO).read_text())
+    assert info["mode"] == mode and sum(info["splits"].values()) == 20 and report.counts == info["splits"]
+    assert (info["preprocess"] is not None) == (mode == "decoded")
+    direct = EmoCueDataModule(str(small_root), num_frames=8, frame_size=32, num_workers=0, cache="none")
+    packed = EmoCueDataModule(str(out), num_frames=8, frame_size=32, num_workers=0)
+    packed.setup()
+    assert [s.to_dict() for s in packed.samples] == [s.to_dict() for s in direct.samples]
+    for split in ("train", "val", "test"):
+        a, b = items_by_id(direct, split), items_by_id(packed, split)
+        assert sorted(a) == sorted(b) and len(a) == info["splits"][split]
+        for sid in a:
+            assert np.array_equal(np.asarray(a[sid]["frames"]), np.asarray(b[sid]["frames"])), sid
+            audio = torch.as_tensor(np.asarray(b[sid]["audio"]))
+            audio = audio.float() / 32767.0 if audio.dtype == torch.int16 else audio
+            np.testing.assert_allclose(audio.numpy(), a[sid]["audio"], atol=1.0 / 32767 * 1.01)
+    batch = next(iter(packed.train_dataloader()))
+    assert batch["frames"].shape[1:] == (8, 3, 32, 32) and batch["audio"].dtype == torch.float32
+    if mode == "decoded":  # a decoded pack serves one preprocessing only, and says so
+        with pytest.raises(ValueError, match="frame_size: pack 32 vs run 48"):
+            EmoCueDataModule(str(out), num_frames=8, frame_size=48, num_workers=0).setup()
+    else:  # a bytes pack decodes with any preprocessing
+        other = EmoCueDataModule(str(out), num_frames=4, frame_size=16, num_workers=0)
+        assert next(iter(other.train_dataloader()))["frames"].shape[1:] == (4, 3, 16, 16)
+
+
+def test_packing_skips_and_counts_bad_input(bad_root_for_pack, tmp_path):
+    root, expected = bad_root_for_pack
+    out = tmp_path / "pack"
+    report = pack_dataset(root, out, mode="decoded", num_frames=4, frame_size=16, workers=1, progress=False)
+    assert report.skips.counts() == expected["skipped"]
+    assert report.skips.handled_counts() == expected["handled"]
+    assert "skipped garbage [corrupt_media]" in (out / "pack_log.txt").read_text()
+    dm = EmoCueDataModule(str(out), num_frames=4, frame_size=16, num_workers=0, batch_size=64)
+    ids = [sid for split in ("train", "val", "test") for b in dm._loader(split, False) for sid in b["ids"]]
+    assert sorted(ids) == sorted(expected["kept"])
+    # bytes packs find unreadable containers at pack time too; the rest is met while loading
+    report = pack_dataset(root, tmp_path / "bytes", mode="bytes", workers=1, progress=False)
+    assert report.skips.counts() == expected["skipped"]
+
+
+@pytest.fixture(scope="module")
+def bad_root_for_pack(tmp_path_factory, synth_root):
+    root = tmp_path_factory.mktemp("badpack") / "ds"
+    root.mkdir()
+    return root, bad_media_dataset(root, synth_root)
+
+
+@pytest.mark.parametrize("source", ["manifest", "pack"])
+def test_resume_mid_epoch_continues_with_the_same_samples(small_root, tmp_path, source):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    root = small_root
+    if source == "pack":
+        root = tmp_path / "pack"
+        pack_dataset(small_root, root, mode="decoded", num_frames=4, frame_size=16, workers=1, progress=False)
+
+    def dm():
+        return EmoCueDataModule(str(root), batch_size=3, num_workers=0, num_frames=4, frame_size=16,
+                                cache="memory", seed=7)
+
+    n_train = len(dm().split_samples("train"))
+    steps_per_epoch = -(-n_train // 3)
+    stop = steps_per_epoch + 2  # a checkpoint in the middle of the second epoch
+    ckpts = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=stop, save_top_k=-1,
+                            filename="{step}")
+    uninterrupted = Recorder()
+    trainer(max_epochs=3, enable_checkpointing=True, callbacks=[ckpts]).fit(uninterrupted, datamodule=dm())
+    full = uninterrupted.seen
+    assert len(full) == 3 * n_train and full[:n_train] != full[n_train:2 * n_train]  # reshuffled per epoch
+    resumed = Recorder()
+    trainer(max_epochs=3).fit(resumed, datamodule=dm(), ckpt_path=tmp_path / "ckpt" / f"step={stop}.ckpt")
+    consumed = n_train + 2 * 3
+    assert len(resumed.seen) == 3 * n_train - consumed
+    assert resumed.seen == full[consumed:]  # the rest of epoch 2, then epoch 3, in the uninterrupted order

@@ -1,0 +1,157 @@
+"""Bridges: every variant for both modalities (shapes, masks, padding), and every pre-training task learns."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tests.test_zoo_fixtures import one_thread  # noqa: F401  (autouse)
+from xemogpt import registry
+
+B, T, D, E, K = 16, 8, 32, 16, 4
+VARIANTS = ["none", "mlp", "transformer", "qformer", "temporal-conv"]
+
+
+def small(name: str) -> dict:
+    spec = {"name": name}
+    if name not in ("none",):
+        spec["proj_dim"] = 16
+    if name == "qformer":
+        spec["num_queries"] = 4
+    if name == "vecb":
+        spec["num_frames"] = T
+    return spec
+
+
+def build(kind: str, name: str, **extra):
+    return registry.build(kind, {**small(name), **extra}, f"model.{kind}", input_dim=D, text_dim=E)
+
+
+def learnable_batch(seed: int = 0):
+    """K classes of clips: class prototype + a shared temporal ramp + noise; cue texts are the class embedding.
+
+    The ramp makes frame order visible, the prototypes make the clips alignable with their texts, and smooth
+    sequences make masked frames predictable from their neighbours. Every third clip has two padded frames.
+    """
+    g = torch.Generator().manual_seed(seed)
+    cls = torch.arange(B) % K
+    proto = torch.randn(K, D, generator=g)
+    ramp = torch.randn(1, 1, D, generator=g)
+    t = torch.linspace(-1, 1, T).view(1, T, 1)
+    x = proto[cls][:, None, :] + ramp * t + 0.1 * torch.randn(B, T, D, generator=g)
+    text = F.normalize(torch.randn(K, E, generator=g), dim=-1)[cls]
+    mask = torch.ones(B, T, dtype=torch.bool)
+    mask[::3, T - 2:] = False
+    return x, mask, text
+
+
+def train_losses(bridge, task: str, steps: int = 40, lr: float = 3e-3) -> list[float]:
+    x, mask, text = learnable_batch()
+    opt = torch.optim.AdamW(bridge.parameters(), lr=lr)
+    hist = []
+    for _ in range(steps):
+        loss = bridge.task_losses(x, mask, text)[task]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        hist.append(float(loss.detach()))
+    return hist
+
+
+def mean(xs):
+    return sum(xs) / len(xs)
+
+
+# --- registration, shapes and masks ---------------------------------------------------------------------------------
+def test_variants_are_registered_for_both_modalities():
+    for kind in ("video_bridge", "audio_bridge"):
+        names = {e.name for e in registry.entries(kind)}
+        assert set(VARIANTS) <= names, (kind, names)
+    assert "vecb" in {e.name for e in registry.entries("video_bridge")}
+    assert "aecb" in {e.name for e in registry.entries("audio_bridge")}
+
+
+@pytest.mark.parametrize("kind,name", [("video_bridge", n) for n in VARIANTS + ["vecb"]]
+                         + [("audio_bridge", n) for n in VARIANTS + ["aecb"]])
+def test_shapes_masks_and_padding(kind, name):
+    torch.manual_seed(0)
+    bridge = build(kind, name).eval()
+    x, mask, _ = learnable_batch()
+    mask = mask.clone()
+    mask[1] = False  # a clip without this modality
+    with torch.no_grad():
+        out = bridge(x, mask)
+    changes = getattr(bridge, "changes_length", False)
+    n_out = 4 if changes else T
+    assert out.shape == (B, n_out, bridge.output_dim) and torch.isfinite(out).all()
+    out_mask = bridge.out_mask(mask) if changes else mask
+    assert out_mask.shape == (B, n_out) and not out_mask[1].any() and out_mask[2].all()
+    # a padded clip gives the same valid outputs as the same clip without its padding
+    with torch.no_grad():
+        alone = bridge(x[:1, : T - 2], mask[:1, : T - 2])
+        padded = bridge(torch.cat([x[:1, : T - 2], torch.randn(1, 2, D)], 1), mask[3:4])
+    assert mask[3].sum() == T - 2
+    cut = n_out if changes else T - 2
+    assert torch.allclose(alone[:, :cut], padded[:, :cut], atol=1e-5)
+
+
+def test_vecb_width_and_heads_follow_the_encoder():
+    vecb = registry.build("video_bridge", {"name": "vecb"}, "k", input_dim=1024, text_dim=768)
+    layer = vecb.stack.layers[0]
+    assert vecb.output_dim == 1024 and layer.self_attn.num_heads == 16 and layer.linear1.out_features == 4096
+    assert vecb.pos_emb.shape == (1, 16, 1024) and len(vecb.stack.layers) == 2
+    narrow = registry.build("video_bridge", {"name": "vecb", "dim": 256, "layers": 3}, "k", input_dim=1024)
+    assert narrow.output_dim == 256 and len(narrow.stack.layers) == 3 and narrow(torch.randn(2, 16, 1024)).shape[-1] == 256
+    with pytest.raises(ValueError, match="position embedding"):
+        vecb(torch.randn(1, 17, 1024))
+
+
+def test_tasks_switch_from_the_recipe():
+    x, mask, text = learnable_batch()
+    full = build("video_bridge", "vecb")
+    assert set(full.task_losses(x, mask, text)) == {"contrastive", "temporal_order", "masked_frame"}
+    only = build("video_bridge", "vecb", tasks=["masked_frame"])
+    assert set(only.task_losses(x, mask, text)) == {"masked_frame"} and not hasattr(only, "order_head")
+    assert set(build("video_bridge", "vecb").task_losses(x, mask, None)) == {"temporal_order", "masked_frame"}
+    with pytest.raises(ValueError, match="unknown VECB task"):
+        build("video_bridge", "vecb", tasks=["jigsaw"])
+    assert build("video_bridge", "transformer", tasks=[]).task_losses(x, mask, text) == {}
+
+
+# --- each published task learns on a small learnable batch -------------------------------------------------------
+@pytest.mark.parametrize("task", ["contrastive", "temporal_order", "masked_frame"])
+def test_vecb_task_loss_falls(task):
+    torch.manual_seed(0)
+    hist = train_losses(build("video_bridge", "vecb", tasks=[task]), task)
+    assert mean(hist[-5:]) < 0.75 * hist[0], hist
+
+
+def test_vecb_attention_pooling_contrastive_loss_falls():
+    torch.manual_seed(0)
+    bridge = build("video_bridge", "vecb", tasks=["contrastive"], pooling="attention")
+    assert bridge.pool is not None
+    hist = train_losses(bridge, "contrastive")
+    # 4 clips share each text: the loss floor is ln 4
+    assert mean(hist[-5:]) < 0.75 * hist[0] and mean(hist[-5:]) < 1.45, hist
+
+
+def test_aecb_contrastive_loss_falls():
+    torch.manual_seed(0)
+    hist = train_losses(build("audio_bridge", "aecb", layers=1), "contrastive")
+    assert mean(hist[-5:]) < 0.75 * hist[0] and mean(hist[-5:]) < 1.45, hist
+
+
+@pytest.mark.parametrize("name", ["mlp", "transformer", "qformer", "temporal-conv"])
+def test_ablation_bridges_learn_the_alignment_task(name):
+    torch.manual_seed(0)
+    hist = train_losses(build("audio_bridge", name), "contrastive", steps=30)
+    assert mean(hist[-5:]) < 0.75 * hist[0], hist
+
+
+def test_standalone_training_step_on_features():
+    bridge = build("video_bridge", "qformer")
+    x, mask, text = learnable_batch()
+    loss = bridge.training_step({"features": x, "mask": mask, "text_emb": text}, 0)
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    assert isinstance(bridge.configure_optimizers(), torch.optim.AdamW)
