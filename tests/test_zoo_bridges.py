@@ -102,7 +102,8 @@ def test_vecb_width_and_heads_follow_the_encoder():
     assert vecb.output_dim == 1024 and layer.self_attn.num_heads == 16 and layer.linear1.out_features == 4096
     assert vecb.pos_emb.shape == (1, 16, 1024) and len(vecb.stack.layers) == 2
     narrow = registry.build("video_bridge", {"name": "vecb", "dim": 256, "layers": 3}, "k", input_dim=1024)
-    assert narrow.output_dim == 256 and len(narrow.stack.layers) == 3 and narrow(torch.randn(2, 16, 1024)).shape[-1] == 256
+    assert narrow.output_dim == 256 and len(narrow.stack.layers) == 3
+    assert narrow(torch.randn(2, 16, 1024)).shape[-1] == 256
     with pytest.raises(ValueError, match="position embedding"):
         vecb(torch.randn(1, 17, 1024))
 

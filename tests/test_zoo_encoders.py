@@ -70,7 +70,8 @@ def test_hf_clip_vision_patch_tokens_and_layer(ckpts):
 
 def test_hf_clip_vision_missing_folder_says_what_belongs_there(tmp_path):
     with pytest.raises(MissingWeightsError) as e:
-        registry.build("video_encoder", {"name": "hf-clip-vision", "path": str(tmp_path / "nope")}, "model.video_encoder")
+        registry.build("video_encoder", {"name": "hf-clip-vision", "path": str(tmp_path / "nope")},
+                       "model.video_encoder")
     assert "model.video_encoder.path" in str(e.value) and "CLIPModel" in str(e.value)
 
 

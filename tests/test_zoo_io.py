@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -94,7 +95,7 @@ def test_every_registered_model_component_is_covered(tmp_path):
     assert registered <= covered, registered - covered
 
 
-@pytest.mark.parametrize("case", sorted(case_specs(__import__("pathlib").Path("."))), ids=lambda c: f"{c[0]}:{c[1]}")
+@pytest.mark.parametrize("case", sorted(case_specs(Path("."))), ids=lambda c: f"{c[0]}:{c[1]}")
 def test_save_and_rebuild_from_the_component_folder_alone(case, sources, tmp_path):
     kind, name = case
     src = tmp_path / "src"

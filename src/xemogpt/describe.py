@@ -53,7 +53,8 @@ def require_weights(recipe: dict[str, Any]) -> None:
     if problems:
         name = recipe.get("name", "this recipe")
         raise MissingWeightsError(
-            f"{name} needs pretrained weights that are not on disk (nothing is downloaded; see checkpoints/README.md):\n"
+            f"{name} needs pretrained weights that are not on disk (nothing is downloaded; see "
+            "checkpoints/README.md):\n"
             + "\n".join(f"  - {p}" for p in problems))
 
 
@@ -122,15 +123,16 @@ def trace_shapes(model, recipe: dict[str, Any]) -> dict[str, Any]:
         try:
             with torch.no_grad():
                 return fn(*args)
-        except Exception as e:
+        except Exception as first:
+            err: Exception = first
             if module is not None and module.num_parameters() <= CPU_FALLBACK_MAX_PARAMS:
                 try:
                     module.to_empty(device="cpu")
                     with torch.no_grad():
                         return _to(fn(*_to(args, "cpu")), "meta")
-                except Exception as e2:
-                    e = e2
-            out[name] = f"n/a on the meta device ({type(e).__name__}: {str(e).splitlines()[0][:100]})"
+                except Exception as second:
+                    err = second
+            out[name] = f"n/a on the meta device ({type(err).__name__}: {str(err).splitlines()[0][:100]})"
             return None
 
     pre = getattr(model.video_encoder, "preprocess_config", lambda: {})()
@@ -266,18 +268,14 @@ def render(desc: dict[str, Any]) -> str:
     head += "".join(f" {s:>{w}}" for s, w in zip(stages, widths))
     lines += [head, "-" * len(head)]
     for r in desc["components"]:
-        pub = "-"
-        if r["published"]:
-            pub = f"{human(r['published'])} ({100 * (r['params'] - r['published']) / r['published']:+.1f}%)"
+        pub = _vs_published(r["params"], r["published"])
         line = f"{r['key']:<16} {r['name']:<21} {r['class']:<26} {human(r['params']):>9} {pub:>16}"
         line += "".join(f" {human(r['trainable'].get(s, 0)):>{w}}" for s, w in zip(stages, widths))
         lines.append(line)
         if r["adapter_params"]:
             lines.append(f"{'':<16} {'+ LoRA adapters':<48} {human(r['adapter_params']):>9}")
         for sub in r["subcomponents"]:
-            spub = "-"
-            if sub["published"]:
-                spub = f"{human(sub['published'])} ({100 * (sub['params'] - sub['published']) / sub['published']:+.1f}%)"
+            spub = _vs_published(sub["params"], sub["published"])
             lines.append(f"{'':<16} {sub['modality'] + ': ' + sub['name']:<48} {human(sub['params']):>9} {spub:>16}")
     tot = desc["totals"]
     line = f"{'total':<16} {'':<21} {'':<26} {human(tot['params']):>9} {'':>16}"
@@ -301,6 +299,10 @@ def render(desc: dict[str, Any]) -> str:
         lines += ["", "weights not on disk (training this recipe needs them):"]
         lines += [f"  - {p}" for p in desc["missing_weights"]]
     return "\n".join(lines)
+
+
+def _vs_published(params: int, published: int | None) -> str:
+    return f"{human(published)} ({100 * (params - published) / published:+.1f}%)" if published else "-"
 
 
 def _fmt_or(shapes: dict[str, Any], key: str) -> str:

@@ -22,8 +22,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from xemogpt.recipe import load_recipe, validate_recipe
 
+    from xemogpt.describe import require_weights
+
     recipe = load_recipe(args.recipe, args.overrides)
     validate_recipe(recipe)
+    require_weights(recipe)  # every missing weights folder listed at once, before anything heavy
     if args.check:
         print(f"recipe {args.recipe} is valid")
         return 0

@@ -28,6 +28,8 @@ class PerModalityTextEncoder(Component):
         audio: text-encoder spec for AECB alignment (e.g. ``{name: sentence-transformers, path: ...}``).
     """
 
+    per_modality = True  # callers pass modality="video" / "audio" to encode()
+
     def __init__(self, video: dict[str, Any] | str, audio: dict[str, Any] | str) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -57,8 +59,8 @@ class PerModalityTextEncoder(Component):
     def encode(self, texts: list[str], modality: str | None = None) -> torch.Tensor:
         """texts (B,) -> (B, output_dim) from the ``modality`` encoder."""
         if modality not in MODALITIES:
-            raise ValueError(f"the per-modality text encoder needs modality='video' or 'audio', got {modality!r} "
-                             "(the caller must say which cue texts these are)")
+            raise ValueError(f"the per-modality text encoder needs modality='video' or 'audio', got {modality!r}: the "
+                             "caller must say whose cue texts these are (encoders with per_modality=True)")
         return getattr(self, modality).encode(texts)
 
     def forward(self, texts: list[str], modality: str | None = None) -> torch.Tensor:

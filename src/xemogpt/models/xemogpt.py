@@ -237,11 +237,25 @@ class XEmoGPT(L.LightningModule):
             mask[i, : x.shape[0]] = True
         return out, mask
 
+    def video_token_mask(self, frame_mask: torch.Tensor) -> torch.Tensor:
+        """Frame mask (B, T) -> mask of the video encoder's tokens (B, T * tokens_per_frame for patch tokens)."""
+        if getattr(self.video_encoder, "tokens_per_frame", 1) > 1:
+            return self.video_encoder.token_mask(frame_mask)
+        return frame_mask
+
+    def encode_text(self, texts: list[str], modality: str) -> torch.Tensor:
+        """Cue texts -> (B, E) embeddings; a per-modality text encoder picks the tower of ``modality``."""
+        enc = self.text_encoder
+        if getattr(enc, "per_modality", False):
+            return enc.encode(texts, modality=modality)
+        return enc.encode(texts)
+
     def modality_tokens(self, batch: dict[str, Any]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """-> {"video": ((B, T, H), (B, T) mask), "audio": ((B, A, H), (B, A) mask)}."""
         vmask = batch["frame_mask"]
         ids = batch.get("ids")
         v = self.encode_video(batch["frames"], vmask, ids)
+        vmask = self.video_token_mask(vmask)
         v = self.video_bridge(v, vmask)
         a, amask = self.encode_audio(batch["audio"], batch["audio_mask"], ids)
         a = self.audio_bridge(a, amask)
@@ -314,15 +328,16 @@ class XEmoGPT(L.LightningModule):
             if has_v.any():
                 ids = [i for i, h in zip(batch["ids"], has_v.tolist()) if h]
                 v = self.encode_video(batch["frames"][has_v], batch["frame_mask"][has_v], ids)
-                emb = self.text_encoder.encode([t for t, h in zip(batch["visual_text"], has_v.tolist()) if h])
-                for k, val in self.video_bridge.task_losses(v, batch["frame_mask"][has_v], emb.to(v.dtype)).items():
+                vmask = self.video_token_mask(batch["frame_mask"][has_v])
+                emb = self.encode_text([t for t, h in zip(batch["visual_text"], has_v.tolist()) if h], "video")
+                for k, val in self.video_bridge.task_losses(v, vmask, emb.to(v.dtype)).items():
                     losses[f"vecb/{k}"] = val
         if "aecb" in active:
             has_a = batch["audio_mask"].any(1)
             if has_a.any():
                 ids = [i for i, h in zip(batch["ids"], has_a.tolist()) if h]
                 a, amask = self.encode_audio(batch["audio"][has_a], batch["audio_mask"][has_a], ids)
-                emb = self.text_encoder.encode([t for t, h in zip(batch["auditory_text"], has_a.tolist()) if h])
+                emb = self.encode_text([t for t, h in zip(batch["auditory_text"], has_a.tolist()) if h], "audio")
                 for k, val in self.audio_bridge.task_losses(a, amask, emb.to(a.dtype)).items():
                     losses[f"aecb/{k}"] = val
         return losses
@@ -351,10 +366,12 @@ class XEmoGPT(L.LightningModule):
         if split == "train":
             self._check_finite(losses, total, batch, batch_idx)
         bs = len(batch["ids"])
+        sync = split != "train"  # validation means are averaged over ranks; training logs stay per-step local
         for k, v in losses.items():
             self.log(f"{split}/{k}", v, batch_size=bs, prog_bar=(split == "train" and k == "lm"),
-                     on_step=split == "train", on_epoch=True)
-        self.log(f"{split}/loss", total, batch_size=bs, prog_bar=True, on_step=split == "train", on_epoch=True)
+                     on_step=split == "train", on_epoch=True, sync_dist=sync)
+        self.log(f"{split}/loss", total, batch_size=bs, prog_bar=True, on_step=split == "train", on_epoch=True,
+                 sync_dist=sync)
         return total
 
     def _check_finite(self, losses: dict[str, torch.Tensor], total: torch.Tensor, batch: dict[str, Any],

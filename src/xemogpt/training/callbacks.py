@@ -287,22 +287,36 @@ class NonFiniteGuard(Callback):
             log.error("could not save the checkpoint from before the non-finite loss: %s", e)
 
 
-class LoaderStateFix(Callback):
-    """Applies the checkpoint's data-loader position when Lightning did not (Lightning issue #20550).
+class ExactResume(Callback):
+    """Two fixes that make a resumed epoch continue exactly where the interrupted one stopped.
 
-    ``configure_optimizers`` reads ``trainer.estimated_stepping_batches`` (the LR schedule needs the step count),
-    which builds the train loader before the checkpoint is restored; Lightning then never hands the saved loader
-    state to it and a resumed epoch would start from its first batch. In ``on_train_start`` -- after the restore,
-    before the first batch -- the pending state is loaded and the loader iterator re-created, exactly what the normal
-    path does. A no-op when Lightning already applied the state (nothing pending).
+    1. ``configure_optimizers`` reads ``trainer.estimated_stepping_batches`` (the LR schedule needs the step count),
+       which makes Lightning build the train loader before the checkpoint is restored and before ``on_fit_start``;
+       Lightning then never hands the saved loader position to it (Lightning issue #20550) and callbacks that
+       prepare the data at fit start (the feature cache) come too late for it. ``on_fit_start`` therefore drops that
+       early loader; the fit loop builds it again after the restore, with the saved position applied.
+    2. ``on_train_start`` gives train loaders without a ``generator`` a private one (seeded from the run seed): a
+       ``DataLoader`` draws its base seed from the global torch RNG whenever an iterator is created, which would
+       shift the dropout and bridge-task random streams of a resumed run by one draw against an uninterrupted one.
     """
 
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         loop = trainer.fit_loop
-        if not getattr(loop, "_combined_loader_states_to_load", None) or getattr(loop, "_data_fetcher", None) is None:
+        if getattr(loop, "_combined_loader", None) is None:
             return
-        loop._load_combined_loader_states()
-        iter(loop._data_fetcher)
+        if getattr(loop, "_data_fetcher", None) is not None:
+            loop._data_fetcher.teardown()  # stops the early loader's worker processes
+            loop._data_fetcher = None
+        loop._combined_loader = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        combined = getattr(trainer.fit_loop, "_combined_loader", None)
+        for dl in (combined.flattened if combined is not None else []):
+            if isinstance(dl, torch.utils.data.DataLoader) and dl.generator is None:
+                dl.generator = torch.Generator().manual_seed(self.seed)
 
 
 class StageTag(Callback):
@@ -318,8 +332,13 @@ class StageTag(Callback):
 # --- audit ----------------------------------------------------------------------------------------------------------
 def weights_digest(module: torch.nn.Module) -> str:
     """SHA-256 over the module's state dict (names, dtypes, shapes and bytes), identical iff the weights are."""
+    return state_digest(module.state_dict())
+
+
+def state_digest(state: dict[str, torch.Tensor]) -> str:
+    """:func:`weights_digest` of a state dict (e.g. a checkpoint's ``state_dict``)."""
     h = hashlib.sha256()
-    for name, t in sorted(module.state_dict().items()):
+    for name, t in sorted(state.items()):
         t = t.detach().cpu().contiguous()
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")

@@ -249,6 +249,7 @@ def train_recipe(recipe: dict[str, Any], run_dir: str | Path, evaluate: bool = T
     """
     import lightning as L
 
+    from xemogpt.data.callbacks import DataSummaryCallback, FeatureCacheCallback
     from xemogpt.models.xemogpt import XEmoGPT
     from xemogpt.training import callbacks as cb
     from xemogpt.training.checkpoint_io import atomic_copy, clean_stale_temps
@@ -348,8 +349,9 @@ def train_recipe(recipe: dict[str, Any], run_dir: str | Path, evaluate: bool = T
             def nonfinite_path(err, _i: int = i, _name: str = name) -> Path:
                 return ckpt_dir / f"nonfinite-{_i + 1}-{_name}-step{err.global_step}.ckpt"
 
-            stage_callbacks = [cb.StageTag(i, name), cb.LoaderStateFix(), cb.RNGState(),
-                               cb.GracefulStop(save_resumable), cb.NonFiniteGuard(nonfinite_path)]
+            stage_callbacks = [cb.StageTag(i, name), cb.ExactResume(seed), FeatureCacheCallback(), cb.RNGState(),
+                               cb.GracefulStop(save_resumable), cb.NonFiniteGuard(nonfinite_path),
+                               DataSummaryCallback()]
             if every:
                 stage_callbacks.append(cb.PeriodicCheckpoint(int(every), save_resumable))
             if run.get("record_samples"):
