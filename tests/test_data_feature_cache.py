@@ -26,7 +26,7 @@ def encoders(seed: int = 0):
 @pytest.fixture()
 def root(tmp_path, synth_root):
     r = tmp_path / "ds"
-    recs = link_synth(synth_root, r, 10)
+    recs = link_synth(synth_root, r, 6)
     # real copies for the clips a test replaces (the others stay links into the shared dataset)
     for rec in recs[:2]:
         p = r / rec["video"]
@@ -143,3 +143,18 @@ def test_the_model_uses_cached_features_only_for_frozen_encoders():
     venc.set_frozen(False)
     with pytest.raises(RuntimeError, match="cached video features but model.video_encoder trains"):
         XEmoGPT.encode_video(host, feats, mask, ["a", "b"])
+
+
+def test_data_cache_command_encodes_once_then_reuses(root, capsys):
+    from xemogpt.cli import main
+
+    args = ["data", "cache", "--recipe", "recipes/xemogpt-tiny.yaml", "--root", str(root), "--device", "cpu",
+            "--no-progress", "data.num_workers=0", "data.cache=none"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "video features (" in out and ": 6 encoded, 0 reused" in out and "no samples skipped" in out
+    assert main(args + ["--modality", "audio"]) == 0
+    out = capsys.readouterr().out
+    assert "audio features (" in out and ": 0 encoded, 6 reused" in out and "video features" not in out
+    base = root / ".cache" / "features"
+    assert (base / "video").is_dir() and (base / "cache_log.txt").exists()

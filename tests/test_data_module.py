@@ -118,3 +118,39 @@ def test_order_depends_only_on_seed_and_epoch(synth_root, tmp_path):
 def _ids_only(loader):
     # the order comes from the sampler; decoding is not needed to check it
     return [[loader.dataset.samples[i].id for i in idx] for idx in loader.batch_sampler]
+
+
+def test_under_ddp_each_rank_takes_its_share_of_the_same_order(monkeypatch):
+    from torch.utils.data import DistributedSampler
+
+    from xemogpt.data.datamodule import ResumableSampler
+
+    s = ResumableSampler(11, shuffle=True, seed=3)
+    assert isinstance(s, DistributedSampler)  # so Lightning does not wrap it in another distributed sampler
+    single = s.order()
+    monkeypatch.setattr(ResumableSampler, "num_replicas", property(lambda self: 2))
+    parts = []
+    for rank in (0, 1):
+        monkeypatch.setattr(ResumableSampler, "rank", property(lambda self, r=rank: r))
+        parts.append(list(iter(s)))
+    assert len(s) == 6 and [len(p) for p in parts] == [6, 6]
+    assert sorted(set(parts[0]) | set(parts[1])) == list(range(11))
+    assert parts[0] == (single + single[:1])[0::2] and parts[1] == (single + single[:1])[1::2]
+
+
+def test_forked_workers_decode_after_the_parent_did(synth_root, tmp_path):
+    # The parent decodes first (as a cache fill or a check does), then forks loader workers: they must not inherit
+    # its swscale context (a deadlock before the fix); timeout turns a hang into a failure.
+    from torch.utils.data import DataLoader
+
+    from xemogpt.data.datamodule import Collator, EmoCueDataset
+
+    root = tmp_path / "ds"
+    records = link_synth(synth_root, root, 4)
+    write_manifest_lines(root, records)
+    samples = read_manifest(root)
+    ds = EmoCueDataset(root, samples, num_frames=4, frame_size=32)
+    assert ds[0]["frames"].shape == (4, 3, 32, 32)
+    loader = DataLoader(ds, batch_size=2, num_workers=2, timeout=120,
+                        collate_fn=Collator({s.id: s for s in samples}, 4, 32))
+    assert sorted(i for b in loader for i in b["ids"]) == sorted(s.id for s in samples)

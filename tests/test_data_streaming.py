@@ -105,3 +105,19 @@ def test_resume_mid_epoch_continues_with_the_same_samples(small_root, tmp_path, 
     consumed = n_train + 2 * 3
     assert len(resumed.seen) == 3 * n_train - consumed
     assert resumed.seen == full[consumed:]  # the rest of epoch 2, then epoch 3, in the uninterrupted order
+
+
+def test_data_pack_command_and_strict(bad_root_for_pack, small_root, tmp_path, capsys):
+    from xemogpt.cli import main
+
+    assert main(["data", "pack", "--root", str(small_root), "--out", str(tmp_path / "p"), "--workers", "1",
+                 "--no-progress"]) == 0
+    assert "packed 20 samples (train=" in capsys.readouterr().out and is_pack(tmp_path / "p")
+    root, _ = bad_root_for_pack
+    assert main(["data", "pack", "--root", str(root), "--out", str(tmp_path / "q"), "--workers", "1",
+                 "--no-progress", "--strict"]) == 1
+    assert "rerun without --strict" in capsys.readouterr().err
+    # packing over something that is not a pack is refused
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    assert main(["data", "pack", "--root", str(small_root), "--out", str(tmp_path / "other"), "--no-progress"]) == 2

@@ -87,8 +87,7 @@ def runs(synth_root, tmp_path_factory):
     recipe = recipe_for(synth_root)
     train_recipe(recipe, base_dir, evaluate=False)
     with pytest.raises(RunInterrupted) as stopped:
-        # the signal lands after step 3; the run stops at the end of the next step
-        train_recipe(recipe, run_dir, evaluate=False, callbacks=[SignalAt("instruct", 3, signal.SIGINT)])
+        train_recipe(recipe, run_dir, evaluate=False, callbacks=[SignalAt("instruct", 4, signal.SIGINT)])
     snapshot = {"progress": json.loads((run_dir / "progress.json").read_text()),
                 "last": load_ckpt(run_dir / "checkpoints" / "last.ckpt")}
     summary = train_recipe(recipe, run_dir, evaluate=False, resume=True)

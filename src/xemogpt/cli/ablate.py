@@ -1,10 +1,12 @@
 """Run an ablation: train and evaluate every cell x seed of an ablation file (resumable), then write the report.
 
+Options go before the file, recipe overrides after it.
+
 Examples:
   xemogpt ablate recipes/ablations/bridges-tiny.yaml
-  xemogpt ablate bridges-tiny --seeds 0 --out runs/ablations/quick stages.2.epochs=2
-  xemogpt ablate bridges-tiny --dry-run          # list the cells and runs, train nothing
-  xemogpt ablate bridges-tiny --report-only      # rebuild the report from the finished runs
+  xemogpt ablate --seeds 0 --out runs/ablations/quick bridges-tiny stages.2.epochs=2
+  xemogpt ablate --dry-run bridges-tiny          # validate every cell, list the runs and their state
+  xemogpt ablate --report-only bridges-tiny      # rebuild the report from the finished runs
 """
 
 from __future__ import annotations

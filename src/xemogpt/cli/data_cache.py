@@ -57,7 +57,11 @@ def run(args: argparse.Namespace) -> int:
             model = load_model(args.checkpoint)
             venc, aenc = model.video_encoder, model.audio_encoder
         else:
+            import lightning as L
+
             recipe = load_recipe(args.recipe, args.overrides)
+            # Seeded like `xemogpt train` (which builds these two first): the same initial weights, the same cache.
+            L.seed_everything(int(recipe.get("seed", 0)), verbose=False)
             venc = registry.build("video_encoder", recipe["model"]["video_encoder"], "model.video_encoder")
             aenc = registry.build("audio_encoder", recipe["model"]["audio_encoder"], "model.audio_encoder")
         data = dict(recipe["data"])
@@ -77,7 +81,6 @@ def run(args: argparse.Namespace) -> int:
         mods = set(args.modality or ("video", "audio"))
         for enc in (venc, aenc):
             enc.to(device)
-        dm.setup()
         reports = dm.use_features(venc if "video" in mods else None, aenc if "audio" in mods else None,
                                   device=device, progress=not args.no_progress)
     except BadSampleError as e:

@@ -36,7 +36,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from xemogpt.data.decode import DecodeError, decode_clip
 from xemogpt.data.feature_cache import CacheReport, FeatureStore, encode_batch, encoder_identity, file_fingerprint
@@ -53,7 +53,7 @@ from xemogpt.data.streaming import is_pack, is_remote, read_pack_info, read_pack
 
 log = logging.getLogger("xemogpt.data")
 
-DECODED_CACHE_VERSION = "v2"
+DECODED_CACHE_VERSION = "v3"  # v3: frames stored (T, 3, H, W)
 
 
 def cue_text(sample: EmoCueSample, modality: str) -> str:
@@ -64,7 +64,7 @@ def cue_text(sample: EmoCueSample, modality: str) -> str:
 
 # --- datasets ---------------------------------------------------------------------------------------------------------
 class EmoCueDataset(Dataset):
-    """Decodes clips on the fly. Items: dict(id, index, frames (T, H, W, 3) uint8 | None, audio (S,) float32 | None,
+    """Decodes clips on the fly. Items: dict(id, index, frames (T, 3, H, W) uint8 | None, audio (S,) float32 | None,
     notes [(reason, detail)]) or dict(id, index, error, detail).
 
     ``video``/``audio`` False skips decoding that modality (its entry is None).
@@ -89,7 +89,7 @@ class EmoCueDataset(Dataset):
                 video, audio = None, audio if audio is not None else video
             d = decode_clip(video, audio, num_frames=self.num_frames, size=self.frame_size, crop=self.crop,
                             sample_rate=self.sample_rate, max_seconds=self.max_seconds, name=s.video or s.audio,
-                            with_audio=self.want_audio)
+                            with_audio=self.want_audio, channels_first=True)
         except MediaProblem as e:
             return {"id": s.id, "error": e.reason, "detail": e.detail}
         except DecodeError as e:
@@ -158,16 +158,30 @@ class _Empty(Dataset):
 
 
 # --- loading order and resume ---------------------------------------------------------------------------------------
-class ResumableSampler(Sampler[int]):
+class ResumableSampler(DistributedSampler):
     """Indices of one epoch: a permutation that depends only on ``seed`` and the epoch, from ``start`` on.
 
-    ``start`` is set when a run resumes mid-epoch and applies to the next iteration only.
+    ``start`` is set when a run resumes mid-epoch and applies to the next iteration only. Under DDP each rank takes
+    every ``world``-th index of the same permutation (padded to equal length), so it is a ``DistributedSampler``
+    and Lightning keeps it instead of wrapping it; the rank is read when iterating (after the process group
+    exists). ``DistributedSampler.__init__`` is not called for that reason: it needs the process group.
     """
 
-    def __init__(self, n: int, shuffle: bool, seed: int = 0) -> None:
+    def __init__(self, n: int, shuffle: bool, seed: int = 0) -> None:  # no super().__init__(): see above
         self.n, self.shuffle, self.seed = n, shuffle, seed
         self.epoch = 0
         self.start = 0
+        self.drop_last = False
+
+    @property
+    def num_replicas(self) -> int:  # type: ignore[override]
+        dist = torch.distributed
+        return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+    @property
+    def rank(self) -> int:  # type: ignore[override]
+        dist = torch.distributed
+        return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
     def set_epoch(self, epoch: int) -> None:
         if epoch != self.epoch:
@@ -175,11 +189,18 @@ class ResumableSampler(Sampler[int]):
         self.epoch = epoch
 
     def order(self, epoch: int | None = None) -> list[int]:
+        """This rank's indices of ``epoch`` (default: the current one)."""
         epoch = self.epoch if epoch is None else epoch
-        if not self.shuffle:
-            return list(range(self.n))
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        return torch.randperm(self.n, generator=g).tolist()
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            order = torch.randperm(self.n, generator=g).tolist()
+        else:
+            order = list(range(self.n))
+        world = self.num_replicas
+        if world > 1 and order:
+            order += order[: len(self) * world - self.n]  # pad so every rank gets as many
+            order = order[self.rank::world]
+        return order
 
     def __iter__(self):
         order = self.order()[self.start:]
@@ -187,7 +208,8 @@ class ResumableSampler(Sampler[int]):
         yield from order
 
     def __len__(self) -> int:
-        return self.n  # the full epoch: Lightning counts resumed batches itself
+        world = self.num_replicas
+        return -(-self.n // world)  # the full epoch: Lightning counts resumed batches itself
 
 
 class EmoCueLoader(DataLoader):
@@ -207,7 +229,7 @@ class EmoCueLoader(DataLoader):
     def __iter__(self):
         self._yielded = self.sampler.start
         for batch in super().__iter__():
-            self._yielded = min(self.sampler.n, self._yielded + self.batch_size)
+            self._yielded = min(len(self.sampler), self._yielded + self.batch_size)
             if self.on_batch is not None:
                 self.on_batch(batch)
             yield batch
@@ -224,7 +246,7 @@ class EmoCueLoader(DataLoader):
                           stacklevel=2)
             s.epoch, s.start = int(state.get("epoch", 0)), 0
             return
-        s.epoch, s.start = int(state["epoch"]), min(int(state["samples"]), s.n)
+        s.epoch, s.start = int(state["epoch"]), min(int(state["samples"]), len(s))
         self._yielded = s.start
 
 
@@ -264,7 +286,8 @@ _STREAMING_LOADER = None
 class Collator:
     """List of items -> batch dict; error items are dropped here and reported through ``skipped``.
 
-    Batch: ids (B,), frames (B, T, 3, H, W) uint8 with frame_mask (B, T) bool, audio (B, S) float32 with audio_mask
+    Batch: ids (B,), frames (B, T, 3, H, W) uint8 with frame_mask (B, T) bool (items may hold (T, 3, H, W) or
+    (T, H, W, 3)), audio (B, S) float32 with audio_mask
     (B, S) bool, subtitle/description/visual_text/auditory_text/emotion lists, samples (B,), skipped
     [(id, reason, detail)] (dropped items), handled [(id, reason, detail)] (kept items with a problem), features
     {"video": bool, "audio": bool}.
@@ -296,24 +319,29 @@ class Collator:
         if self.video_dim is not None:
             frames, frame_mask = self._pad([it.get("video_features") for it in items], self.video_dim, t)
         else:
-            frames = torch.zeros(b, t, 3, s, s, dtype=torch.uint8)
+            frames = _batch_tensor((b, t, 3, s, s), torch.uint8)
             frame_mask = torch.zeros(b, t, dtype=torch.bool)
             for i, it in enumerate(items):
-                if it["frames"] is not None:
-                    frames[i] = torch.as_tensor(np.asarray(it["frames"])).permute(0, 3, 1, 2)
-                    frame_mask[i] = True
+                if it["frames"] is None:
+                    frames[i].zero_()
+                    continue
+                f = torch.as_tensor(np.asarray(it["frames"]))
+                frames[i] = f if f.shape[1] == 3 else f.permute(0, 3, 1, 2)  # (T, 3, H, W); packs may hold THWC
+                frame_mask[i] = True
         if self.audio_dim is not None:
             audio, audio_mask = self._pad([it.get("audio_features") for it in items], self.audio_dim, 1)
         else:
             lengths = [0 if it["audio"] is None else len(it["audio"]) for it in items]
             n = max(lengths + [1])
-            audio = torch.zeros(b, n, dtype=torch.float32)
+            audio = _batch_tensor((b, n), torch.float32)
             audio_mask = torch.zeros(b, n, dtype=torch.bool)
             for i, it in enumerate(items):
-                if it["audio"] is not None:
+                k = lengths[i]
+                if k:
                     a = torch.as_tensor(np.asarray(it["audio"]))
-                    audio[i, : len(a)] = a.float() / 32767.0 if a.dtype == torch.int16 else a
-                    audio_mask[i, : len(a)] = True
+                    audio[i, :k] = a.float() / 32767.0 if a.dtype == torch.int16 else a
+                    audio_mask[i, :k] = True
+                audio[i, k:] = 0.0
         samples = [self._sample(it) for it in items]
         return {
             "ids": [x.id for x in samples],
@@ -347,6 +375,16 @@ class Collator:
 
 def _identity(batch):
     return batch
+
+
+def _batch_tensor(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """An uninitialised batch tensor; in a loader worker it is allocated in shared memory, as torch's default_collate
+    does, so the batch reaches the main process without another copy of every frame."""
+    if torch.utils.data.get_worker_info() is None:
+        return torch.empty(shape, dtype=dtype)
+    numel = int(np.prod(shape))
+    proto = torch.empty(0, dtype=dtype)
+    return proto.new(proto._typed_storage()._new_shared(numel, device="cpu")).resize_(shape)
 
 
 # --- the DataModule ----------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ Two modes:
 
 - ``bytes``: each item holds the clip's media files as bytes plus its annotation; decoding happens in the loader
   workers with any preprocessing (the same pack serves every encoder).
-- ``decoded``: each item holds the decoded tensors, frames (T, H, W, 3) uint8 and audio (S,) int16, for one
+- ``decoded``: each item holds the decoded tensors, frames (T, 3, H, W) uint8 and audio (S,) int16, for one
   preprocessing (recorded in ``pack.json`` and checked when loading), so training reads tensors and never decodes.
 
 Items are written in manifest order whatever the number of workers, so the same inputs give the same shards.
@@ -37,7 +37,7 @@ from xemogpt.data.schema import MANIFEST, SPLITS, EmoCueSample, read_manifest
 
 PACK_INFO = "pack.json"
 PACK_FORMAT = "xemogpt-emocue-pack"
-PACK_VERSION = 1
+PACK_VERSION = 2  # 2: decoded frames are (T, 3, H, W)
 MODES = ("bytes", "decoded")
 
 # litdata asks PyPI for a newer version when this is unset; runs must never touch the network.
@@ -147,7 +147,7 @@ class _PackJob:
         try:
             d = decode_clip(video, audio, num_frames=self.pre["num_frames"], size=self.pre["frame_size"],
                             crop=self.pre["crop"], sample_rate=self.pre["sample_rate"],
-                            max_seconds=self.pre["max_seconds"], name=s.video or s.audio)
+                            max_seconds=self.pre["max_seconds"], name=s.video or s.audio, channels_first=True)
         except DecodeError as e:
             return ("skip", e.reason, str(e))
         frames = torch.from_numpy(d.frames) if d.frames is not None else torch.zeros(0, dtype=torch.uint8)
@@ -275,7 +275,8 @@ def _upload(stage: Path, out: str, storage_options: dict[str, Any] | None) -> No
 
 # --- reading --------------------------------------------------------------------------------------------------------
 class ShardDecoder:
-    """litdata ``transform``: a shard item -> a loader item ``{id, frames, audio, notes}`` or ``{id, error, detail}``.
+    """litdata ``transform``: a shard item -> a loader item ``{id, frames (T, 3, H, W), audio, notes}`` or
+    ``{id, error, detail}``.
 
     Runs in the loader workers; ``bytes`` items are decoded here with the DataModule's preprocessing.
     """
@@ -303,7 +304,7 @@ class ShardDecoder:
         try:
             d = decode_clip(video, audio_b, num_frames=self.num_frames, size=self.frame_size, crop=self.crop,
                             sample_rate=self.sample_rate, max_seconds=self.max_seconds,
-                            name=item["video_name"] or item["audio_name"] or sid)
+                            name=item["video_name"] or item["audio_name"] or sid, channels_first=True)
         except DecodeError as e:
             return {"id": sid, "error": e.reason, "detail": str(e)}
         sample = EmoCueSample.from_dict(json.loads(item["sample"]))

@@ -48,78 +48,73 @@ def splice(
     Args:
         ids: (B, Lt) token ids (prompt, then target tokens when training), right-padded.
         text_mask: (B, Lt) bool, True on real tokens.
-        embed: the LM's input embedding (ids -> (B, Lt, H)).
+        embed: the LM's input embedding (ids (B, L) -> (B, L, H)).
         modalities: marker token id -> (features (B, N, H), mask (B, N) bool). Every sample must contain each
             marker exactly once; masked-out features (padding, a missing modality) take no place in the output.
         target_mask: (B, Lt) bool, True on target tokens (they get labels); None for generation.
         align: ``right`` pads at the end (training), ``left`` pads at the start (generation).
+
+    Every output position is computed directly -- a marker stands for as many places as its sample has valid
+    modality tokens -- so one embedding lookup of the output's ids writes the text and the features are scattered
+    into their places once (no expanded intermediate with holes to squeeze out).
     """
     b, lt = ids.shape
     device = ids.device
-    tok_emb = embed(ids)
-    h = tok_emb.shape[-1]
-    rows = torch.arange(b, device=device)[:, None]
-
-    rep = text_mask.long()
+    rep = text_mask.long()  # places each input position takes in the output
     is_marker = torch.zeros_like(text_mask)
-    for marker, (feats, _) in modalities.items():
+    hits: dict[int, torch.Tensor] = {}
+    for marker, (_, fmask) in modalities.items():
         hit = (ids == marker) & text_mask
         counts = hit.sum(1)
         if not bool((counts == 1).all()):
             bad = int((counts != 1).nonzero()[0, 0])
             raise ValueError(f"sample {bad} of the batch has {int(counts[bad])} copies of marker token {marker}; "
                              "each prompt must contain each modality marker exactly once")
+        rep = torch.where(hit, fmask.sum(1, keepdim=True).to(rep.dtype).expand_as(rep), rep)
+        is_marker |= hit
+        hits[marker] = hit
+    counts = rep.sum(1)  # output length of each sample
+    out_len = max(int(counts.max()), 1) if b else 1
+    start = rep.cumsum(1) - rep  # where each input position lands (right-aligned)
+    if align == "left":
+        start = start + (out_len - counts)[:, None]
+
+    # The output's token ids: text tokens at their places, 0 (overwritten or zeroed below) elsewhere, so one
+    # embedding lookup writes the whole output.
+    sel = text_mask & ~is_marker
+    r_idx, c_idx = sel.nonzero(as_tuple=True)
+    pos = start[r_idx, c_idx]
+    tok_ids = ids[r_idx, c_idx]
+    out_ids = torch.zeros(b, out_len, dtype=ids.dtype, device=device)
+    out_ids[r_idx, pos] = tok_ids
+    embeds = embed(out_ids)  # (B, L, H)
+    h = embeds.shape[-1]
+    labels = torch.full((b, out_len), -100, dtype=torch.long, device=device)
+    if target_mask is not None:
+        t = target_mask[r_idx, c_idx]
+        labels[r_idx[t], pos[t]] = tok_ids[t]
+    ar = torch.arange(out_len, device=device)[None]
+    attn = ar >= (out_len - counts)[:, None] if align == "left" else ar < counts[:, None]
+    # Padding carries zeros. Out of place: with a frozen embedding under activation checkpointing the lookup is a
+    # leaf that requires grad (enable_input_require_grads), which must not be written in place.
+    embeds = embeds.masked_fill(~attn[..., None], 0.0)
+
+    modality_positions: dict[int, torch.Tensor] = {}
+    for marker, (feats, fmask) in modalities.items():
         if feats.shape[-1] != h:
             raise ValueError(f"modality features of width {feats.shape[-1]} cannot be spliced into an LM with hidden "
                              f"size {h}; the projector's output_dim must equal the LLM hidden size")
-        rep = torch.where(hit, torch.full_like(rep, feats.shape[1]), rep)
-        is_marker |= hit
-    start = rep.cumsum(1) - rep  # where each text token lands in the expanded sequence
-    length = int(rep.sum(1).max())
+        first = start.masked_fill(~hits[marker], 0).sum(1)  # (B,) where the block starts
+        p = first[:, None] + fmask.long().cumsum(1) - 1  # (B, N) place of each valid feature
+        fr, fc = fmask.nonzero(as_tuple=True)
+        embeds[fr, p[fr, fc]] = feats[fr, fc].to(embeds.dtype)
+        modality_positions[marker] = torch.where(fmask, p, torch.full_like(p, -1))
 
-    dense = torch.zeros(b, length, h, dtype=tok_emb.dtype, device=device)
-    valid = torch.zeros(b, length, dtype=torch.bool, device=device)
-    labels = torch.full((b, length), -100, dtype=torch.long, device=device)
-    rr = rows.expand(b, lt)
-    sel = text_mask & ~is_marker
-    dense[rr[sel], start[sel]] = tok_emb[sel]
-    valid[rr[sel], start[sel]] = True
-    if target_mask is not None:
-        tsel = sel & target_mask
-        labels[rr[tsel], start[tsel]] = ids[tsel]
-
-    expanded_pos: dict[int, torch.Tensor] = {}
-    for marker, (feats, fmask) in modalities.items():
-        n = feats.shape[1]
-        first = start.masked_fill(~((ids == marker) & text_mask), 0).sum(1)  # (B,)
-        pos = first[:, None] + torch.arange(n, device=device)[None]
-        rn = rows.expand(b, n)
-        dense[rn, pos] = feats.to(dense.dtype)
-        valid[rn, pos] = fmask
-        expanded_pos[marker] = pos
-
-    # Squeeze out holes: every valid entry moves to its rank among the valid entries of its row.
-    counts = valid.sum(1)
-    out_len = int(counts.max())
-    rank = valid.long().cumsum(1) - 1
-    offset = (out_len - counts)[:, None] if align == "left" else torch.zeros_like(counts)[:, None]
-    new_pos = rank + offset
-    ra = rows.expand(b, length)
-    embeds = torch.zeros(b, out_len, h, dtype=dense.dtype, device=device)
-    embeds[ra[valid], new_pos[valid]] = dense[valid]
-    out_labels = torch.full((b, out_len), -100, dtype=torch.long, device=device)
-    out_labels[ra[valid], new_pos[valid]] = labels[valid]
-    ar = torch.arange(out_len, device=device)[None]
     if align == "left":
-        attn = ar >= (out_len - counts)[:, None]
         position_ids = (ar - (out_len - counts)[:, None]).clamp(min=0)
     else:
-        attn = ar < counts[:, None]
         position_ids = ar.expand(b, out_len).clone()
-    modality_positions = {
-        m: torch.where(valid.gather(1, p), new_pos.gather(1, p), torch.full_like(p, -1)) for m, p in expanded_pos.items()
-    }
-    return Spliced(embeds, attn.long(), position_ids, out_labels, modality_positions)
+    return Spliced(embeds, attn.long(), position_ids, labels, modality_positions)
 
 
 def splice_loop(

@@ -127,11 +127,27 @@ def gather_objects(trainer: L.Trainer | None, obj: Any) -> list[Any]:
     return out
 
 
+class preserve_rng:
+    """Context manager: whatever the body draws from the global random generators is undone on exit.
+
+    Data preparation (decoding into the cache, encoding the feature cache) draws only when a cache is cold; keeping
+    it off the training streams makes a run give the same weights whether its caches existed or not.
+    """
+
+    def __enter__(self) -> None:
+        self._state = capture_rng()
+
+    def __exit__(self, *exc) -> None:
+        restore_rng(self._state)
+
+
 class RNGState(Callback):
     """Saves every rank's random states with each checkpoint and restores them when training (re)starts.
 
-    The restore happens in ``on_train_start`` -- after Lightning restored the model, optimiser and loops and after
-    any sanity check -- so nothing between loading and the first resumed batch disturbs the streams.
+    The restore happens in ``on_train_start`` -- after Lightning restored the model, optimiser and loops, after any
+    sanity check and after fit-start data preparation (the feature cache) -- so nothing between loading and the
+    first resumed batch disturbs the streams. A fit that does not resume gets back the state it had at ``setup``,
+    for the same reason: the stage's random stream then never depends on which caches were warm.
     """
 
     def __init__(self) -> None:
@@ -140,6 +156,7 @@ class RNGState(Callback):
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         self._trainer = trainer
+        self._pending = {"own": capture_rng()}  # replaced by load_state_dict when the fit resumes
 
     def state_dict(self) -> dict[str, Any]:
         return {"ranks": gather_objects(self._trainer, capture_rng())}
@@ -148,15 +165,18 @@ class RNGState(Callback):
         self._pending = state_dict
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._pending is None:
+        pending, self._pending = self._pending, None
+        if pending is None:
             return
-        ranks = self._pending["ranks"]
+        if "own" in pending:
+            restore_rng(pending["own"])
+            return
+        ranks = pending["ranks"]
         if len(ranks) != trainer.world_size:
             log.warning("checkpoint holds random states of %d rank(s) but this run has %d; every rank takes rank "
                         "0's (the run continues but is not bit-identical to an uninterrupted one)", len(ranks),
                         trainer.world_size)
         restore_rng(ranks[trainer.global_rank] if len(ranks) == trainer.world_size else ranks[0])
-        self._pending = None
 
 
 def rng_from_checkpoint(ckpt: dict[str, Any], rank: int = 0) -> dict[str, Any] | None:

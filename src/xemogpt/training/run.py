@@ -293,6 +293,7 @@ def train_recipe(recipe: dict[str, Any], run_dir: str | Path, evaluate: bool = T
     tok_json = (source.get("hyper_parameters") or {}).get("tokenizer_json") if source is not None else None
     if tok_json is None:  # a run's tokenizer travels in its checkpoints; a new run trains it (deterministically)
         tok_json = build_tokenizer(root, recipe["model"], int(run.get("tokenizer_vocab_size", 1000)), instruction)
+    L.seed_everything(seed, workers=True, verbose=False)  # the model's init never depends on what ran before
     model = XEmoGPT(recipe["model"], tokenizer_json=tok_json, generation=recipe.get("generation"),
                     instruction=instruction, feature_memo=bool(run.get("feature_memo", True)))
     if source is None and recipe.get("checkpoint"):
@@ -308,7 +309,8 @@ def train_recipe(recipe: dict[str, Any], run_dir: str | Path, evaluate: bool = T
             cb.restore_rng(state)
     del source
     dm = data_module(recipe, model, root)
-    dm.setup()
+    with cb.preserve_rng():  # decoding a cold cache must not shift the training random streams
+        dm.setup()
     if rank == 0:
         print(f"data: {root} train={len(dm.dataset('train'))} val={len(dm.dataset('val'))} "
               f"test={len(dm.dataset('test'))}; {dm.skips.summary()}", flush=True)
@@ -350,13 +352,15 @@ def train_recipe(recipe: dict[str, Any], run_dir: str | Path, evaluate: bool = T
                 return ckpt_dir / f"nonfinite-{_i + 1}-{_name}-step{err.global_step}.ckpt"
 
             stage_callbacks = [cb.StageTag(i, name), cb.ExactResume(seed), FeatureCacheCallback(), cb.RNGState(),
-                               cb.GracefulStop(save_resumable), cb.NonFiniteGuard(nonfinite_path),
-                               DataSummaryCallback()]
-            if every:
-                stage_callbacks.append(cb.PeriodicCheckpoint(int(every), save_resumable))
+                               cb.NonFiniteGuard(nonfinite_path), DataSummaryCallback()]
             if run.get("record_samples"):
                 stage_callbacks.append(cb.SampleRecorder(run_dir / "records", name))
-            trainer = make_trainer(recipe, run_dir, stage, stage_callbacks + list(callbacks or []), model)
+            stage_callbacks += list(callbacks or [])
+            # The savers come last, so every other callback's state of this batch is in their checkpoints.
+            if every:
+                stage_callbacks.append(cb.PeriodicCheckpoint(int(every), save_resumable))
+            stage_callbacks.append(cb.GracefulStop(save_resumable))
+            trainer = make_trainer(recipe, run_dir, stage, stage_callbacks, model)
             ckpt_path = str(resumable) if (i == start and resumable is not None) else None
             if ckpt_path and rank == 0:
                 cur = progress.data.get("current") or {}

@@ -31,6 +31,7 @@ import copy
 import difflib
 import itertools
 import json
+import os
 import re
 import shutil
 import time
@@ -189,7 +190,7 @@ def load_ablation(path: str | Path, overrides: list[str] | None = None, out: str
                                                                 else f" Keys: {', '.join(ABLATION_KEYS)}."))
     if not data.get("base"):
         raise AblationError(f"{p}: 'base' (the recipe every cell starts from) is missing")
-    base = p.parent / str(data["base"])
+    base = Path(os.path.normpath(p.parent / str(data["base"])))
     if not base.exists():
         try:
             base = find_recipe(str(data["base"]))

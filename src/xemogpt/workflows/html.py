@@ -66,7 +66,8 @@ def audio_figure(ex: Explanation) -> str | None:
     ax1.set_ylabel("waveform", fontsize=8)
     ax1.set_xlim(0, max(t[-1], 1.0 / sr))
     nfft = 512 if len(wav) >= 512 else max(16, 1 << int(np.log2(max(16, len(wav)))))
-    ax2.specgram(wav + 1e-7, NFFT=nfft, Fs=sr, noverlap=nfft * 3 // 4, cmap="magma")
+    with np.errstate(divide="ignore"):  # digital silence has zero power: -inf dB, drawn as the darkest colour
+        ax2.specgram(wav, NFFT=nfft, Fs=sr, noverlap=nfft * 3 // 4, cmap="magma")
     ax2.set_ylabel("Hz", fontsize=8)
     ax2.set_xlabel("seconds", fontsize=8)
     if ex.attention.audio and ex.audio_spans:
