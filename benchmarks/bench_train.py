@@ -223,13 +223,18 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="seconds-long version of every part (for tests)")
     p.add_argument("--steps", type=int, default=12, help="timed training steps per repeat (part 1)")
-    p.add_argument("--repeats", type=int, default=3, help="interleaved Lightning/plain repeats (part 1)")
+    p.add_argument("--repeats", type=int, default=4, help="interleaved Lightning/plain repeats (part 1)")
     p.add_argument("--batch", type=int, default=8, help="batch size of part 1")
-    p.add_argument("--mid-batch", type=int, default=2, help="batch size of the mid-size recipe (part 4)")
-    p.add_argument("--mid-tokens", type=int, default=128, help="text tokens per sample of the mid-size recipe")
+    p.add_argument("--mid-batch", type=int, default=1, help="batch size of the mid-size recipe (part 4)")
+    p.add_argument("--mid-tokens", type=int, default=96, help="text tokens per sample of the mid-size recipe")
     p.add_argument("--mid-steps", type=int, default=2, help="timed steps of the mid-size recipe")
     p.add_argument("--lora-r", type=int, default=64, help="LoRA rank of the mid-size LM")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (default 1: the ratios compare code paths, and on a shared or small VM a "
+                        "second thread waiting at every op's barrier swamps everything; a dedicated machine can "
+                        "pass its core count)")
+    p.add_argument("--flops-threads", type=int, default=None,
+                   help="torch threads for the FLOP/s part, its matmul peak included (default: --threads)")
     p.add_argument("--only", nargs="*", choices=["framework", "splice", "generation", "flops"], default=None)
     p.add_argument("--json", default=None, help="also write the results here")
     p.add_argument("--fresh-memory", action="store_true",
@@ -237,8 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.quick:
         args.steps, args.repeats, args.batch, args.mid_steps = 3, 1, 4, 1
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args.flops_threads = args.flops_threads or args.threads
+    torch.set_num_threads(args.threads)
     import logging
 
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
@@ -249,8 +254,8 @@ def main(argv: list[str] | None = None) -> int:
 
     kept = False if args.fresh_memory else keep_freed_memory()
     parts = args.only or ["framework", "splice", "generation", "flops"]
-    print(f"bench_train: torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
-          f"{'quick' if args.quick else 'full'} mode; allocator: "
+    print(f"bench_train: torch {torch.__version__}, {args.threads} thread(s) for the ratios, {args.flops_threads} for "
+          f"FLOP/s, {'quick' if args.quick else 'full'} mode; allocator: "
           f"{'freed blocks stay in the heap (as in a long training run)' if kept else 'glibc defaults'}", flush=True)
     tok_json = synthetic_tokenizer_json(400 if args.quick else 1000)
     res: dict = {}
@@ -262,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     if "generation" in parts:
         res["generation"] = bench_generation(args, tok_json)
     if "flops" in parts:
+        torch.set_num_threads(args.flops_threads)
         res["flops"] = bench_flops(args, tok_json)
 
     rows = []

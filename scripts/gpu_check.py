@@ -78,17 +78,22 @@ def to_device(batch: dict, device: torch.device) -> dict:
 def model_flops(model, batch: dict) -> tuple[int, int]:
     """(model FLOPs, hardware FLOPs) of one training step on ``batch``: without and with the recomputation of
     activation checkpointing (counted with it switched off, then on)."""
+    from xemogpt.training.strategies import hf_checkpointing
     from xemogpt.training.throughput import count_train_flops
 
-    hf = [m for m in model.modules() if getattr(m, "is_gradient_checkpointing", False)]
+    hf = [m for m in model.modules() if hf_checkpointing(m)]
     hardware = count_train_flops(model, batch)
-    for m in hf:
-        m.gradient_checkpointing_disable()
+    for m in hf:  # transformers 5 calls it activation checkpointing, 4.x gradient checkpointing
+        (m.activation_checkpointing_disable if hasattr(m, "activation_checkpointing_disable")
+         else m.gradient_checkpointing_disable)()
     try:
         flops = count_train_flops(model, batch)
     finally:
         for m in hf:
-            m.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            if hasattr(m, "activation_checkpointing_enable"):
+                m.activation_checkpointing_enable({"use_reentrant": False})
+            else:
+                m.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     return flops, hardware
 
 

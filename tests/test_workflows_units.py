@@ -226,9 +226,14 @@ def test_mood_annotations_are_new_labels_with_matching_cues():
 
 
 # --- fine-tune recipes ------------------------------------------------------------------------------------------------
-def test_finetune_recipe_resolution():
-    from xemogpt.recipe import RecipeError
-    from xemogpt.workflows.finetune import resolve_finetune_recipe
+def test_finetune_recipe_resolution(tmp_path):
+    from xemogpt.recipe import RecipeError, load_recipe
+    from xemogpt.workflows.finetune import finetune, resolve_finetune_recipe
+
+    with pytest.raises(RecipeError, match="training recipe"):
+        finetune(load_recipe(TINY), tmp_path / "run")
+    with pytest.raises(FileNotFoundError, match="train it first"):
+        finetune({"finetune": {"from": str(tmp_path / "nope")}}, tmp_path / "run")
 
     base = {"name": "b", "seed": 3, "data": {"root": "old", "synth": {"n": 5}, "num_frames": 8, "batch_size": 16},
             "trainer": {"precision": "32-true"}, "generation": {"max_new_tokens": 99}}

@@ -34,7 +34,7 @@ class Component(L.LightningModule):
     def frozen(self) -> bool:
         return self._frozen
 
-    def set_frozen(self, frozen: bool = True) -> "Component":
+    def set_frozen(self, frozen: bool = True) -> Component:
         self._frozen = frozen
         for p in self.parameters():
             p.requires_grad_(not frozen)
@@ -42,7 +42,7 @@ class Component(L.LightningModule):
             super().train(False)
         return self
 
-    def train(self, mode: bool = True) -> "Component":
+    def train(self, mode: bool = True) -> Component:
         # A frozen component stays in eval mode whatever its parent asks.
         return super().train(mode and not self._frozen)
 

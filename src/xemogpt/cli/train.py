@@ -20,9 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from xemogpt.recipe import load_recipe, validate_recipe
-
     from xemogpt.describe import require_weights
+    from xemogpt.recipe import load_recipe, validate_recipe
 
     recipe = load_recipe(args.recipe, args.overrides)
     validate_recipe(recipe)

@@ -138,27 +138,27 @@ def _target_size(width: int, height: int, size: int | tuple[int, int], crop: boo
     return w, h, w, h
 
 
-def convert_frame(frame, size: int | tuple[int, int], crop: bool = False, channels_first: bool = False) -> np.ndarray:
+def convert_frame(frame, size: int | tuple[int, int], crop: bool = False, channels_first: bool = False,
+                  out: np.ndarray | None = None) -> np.ndarray:
     """A decoded ``av.VideoFrame`` -> RGB uint8 at ``size`` (squashed, or short side + centre crop), (H, W, 3) or
-    with ``channels_first`` (3, H, W) (the layout models take: no transpose later)."""
+    with ``channels_first`` (3, H, W) (the layout models take: no transpose later); written into ``out`` if given."""
     from av.video.reformatter import Interpolation
 
     sw, sh, ow, oh = _target_size(frame.width, frame.height, size, crop)
     # AREA: correct (anti-aliased) downscaling and the fastest good-quality swscale filter. swscale's YUV -> BGR path
     # is SIMD-optimised where YUV -> RGB is not (1.5-2x faster): convert to BGR, then swap the channels (and crop,
-    # and lay out planes) in the one copy into the output.
-    # threads=1: loaders parallelise over clips; swscale's own thread pool would only add overhead (and is not
-    # fork-safe).
+    # and lay out planes) in the one copy into the output. threads=1: loaders parallelise over clips; swscale's own
+    # thread pool would only add overhead (and is not fork-safe).
     bgr = _reformatter().reformat(frame, width=sw, height=sh, format="bgr24", interpolation=Interpolation.AREA,
                                   threads=1).to_ndarray()
     x0, y0 = (sw - ow) // 2, (sh - oh) // 2
     if (sw, sh) != (ow, oh):
         bgr = bgr[y0:y0 + oh, x0:x0 + ow]
     if channels_first:
-        rgb = np.empty((3, oh, ow), np.uint8)
+        rgb = np.empty((3, oh, ow), np.uint8) if out is None else out
         rgb[0], rgb[1], rgb[2] = bgr[..., 2], bgr[..., 1], bgr[..., 0]
     else:
-        rgb = np.empty((oh, ow, 3), np.uint8)
+        rgb = np.empty((oh, ow, 3), np.uint8) if out is None else out
         rgb[..., 0], rgb[..., 1], rgb[..., 2] = bgr[..., 2], bgr[..., 1], bgr[..., 0]
     return rgb
 
@@ -170,70 +170,79 @@ class _Picker:
     A frame's index comes from its timestamp (``pts``), so packets of unwanted frames can be decoded with
     ``skip_frame=NONREF``: frames no other frame references are then not decoded at all (about half the frames of
     an H.264 stream with B-frames), while every wanted frame and every reference frame is decoded exactly as in a
-    full decode. Without usable timestamps frames are counted instead and nothing is skipped.
+    full decode. Without usable timestamps frames are counted instead and nothing is skipped. Frames are converted
+    straight into one (T, ...) output array.
     """
 
     def __init__(self, n: int, num: int, size: int | tuple[int, int], crop: bool, stream=None,
                  channels_first: bool = False) -> None:
         self.channels_first = channels_first
-        self.wanted = uniform_indices(n, num)
-        self.wanted_set = {int(i) for i in self.wanted}
-        self.slots: list[np.ndarray | None] = [None] * num
+        self.wanted = uniform_indices(n, num).tolist()
+        self.wanted_set = set(self.wanted)
+        self.num = num
+        self.out: np.ndarray | None = None  # (T, 3, H, W) or (T, H, W, 3), allocated at the first conversion
         self.size, self.crop = size, crop
         self.next = 0  # first unfilled slot
         self.seen = 0  # frames decoded
         self.index = -1  # index of the last decoded frame
         self.last = None  # the last decoded frame (converted only if a slot stays empty)
-        self.fps = self.tb = None
+        self.scale = None  # seconds-per-tick x fps: pts -> frame index
         self.start = 0
         if stream is not None and stream.average_rate and stream.time_base:
-            self.fps, self.tb = float(stream.average_rate), float(stream.time_base)
+            self.scale = float(stream.time_base) * float(stream.average_rate)
             self.start = stream.start_time or 0
 
     @property
     def done(self) -> bool:
-        return self.next >= len(self.slots)
+        return self.next >= self.num
 
     @property
     def needed(self) -> int:
         """Frames a straight decode must reach for the plan to complete."""
-        return int(self.wanted[-1]) + 1
-
-    def _index(self, pts: int | None) -> int | None:
-        if pts is None or self.fps is None:
-            return None
-        return round((pts - self.start) * self.tb * self.fps)
+        return self.wanted[-1] + 1
 
     def wants(self, packet) -> bool:
         """Whether ``packet`` must be decoded in full (it shows a wanted frame, or its time is unknown)."""
-        idx = self._index(packet.pts)
-        return idx is None or idx in self.wanted_set
+        pts = packet.pts
+        if pts is None or self.scale is None or not packet.size:
+            return True
+        return round((pts - self.start) * self.scale) in self.wanted_set
+
+    def _convert(self, frame, k: int) -> None:
+        if self.out is None:
+            _, _, ow, oh = _target_size(frame.width, frame.height, self.size, self.crop)
+            shape = (self.num, 3, oh, ow) if self.channels_first else (self.num, oh, ow, 3)
+            self.out = np.empty(shape, np.uint8)
+        convert_frame(frame, self.size, self.crop, self.channels_first, out=self.out[k])
 
     def offer(self, frame) -> None:
-        idx = self._index(frame.pts)
-        idx = self.index + 1 if idx is None or idx <= self.index else idx
+        pts = frame.pts
+        idx = None if pts is None or self.scale is None else round((pts - self.start) * self.scale)
+        if idx is None or idx <= self.index:
+            idx = self.index + 1
         self.index, self.last = idx, frame
         self.seen += 1
-        arr = None
-        while self.next < len(self.slots) and self.wanted[self.next] <= idx:
-            arr = arr if arr is not None else convert_frame(frame, self.size, self.crop, self.channels_first)
-            self.slots[self.next] = arr
+        first = -1
+        while self.next < self.num and self.wanted[self.next] <= idx:
+            if first < 0:
+                self._convert(frame, self.next)
+                first = self.next
+            else:
+                self.out[self.next] = self.out[first]  # a frame wanted twice (clip shorter than the plan)
             self.next += 1
 
     def missing(self) -> int:
-        return len(self.slots) - self.next
+        return self.num - self.next
 
     def frames(self) -> np.ndarray:
         """(T, H, W, 3) or (T, 3, H, W) uint8; slots the stream never reached repeat the last decoded frame."""
-        fill = None
-        out = []
-        for s in self.slots:
-            if s is None:
-                fill = fill if fill is not None else convert_frame(self.last, self.size, self.crop,
-                                                                   self.channels_first)
-                s = fill
-            out.append(s)
-        return np.stack(out)
+        if self.next < self.num:
+            first = self.next
+            self._convert(self.last, first)
+            for k in range(first + 1, self.num):
+                self.out[k] = self.out[first]
+            self.next = self.num
+        return self.out
 
 
 # Sample formats the audio path reads directly when the stream is already mono at the target rate (the resampler
@@ -310,40 +319,53 @@ class _AudioSink:
 def _scan(container, vs, aus, picker: _Picker | None, sink: _AudioSink | None) -> int:
     """Demux ``vs``/``aus`` once, feeding decoded frames to ``picker``/``sink`` until both are satisfied.
 
-    Returns the number of corrupt packets skipped (a corrupt tail ends the scan: what was decoded is kept).
+    Returns the number of corrupt packets skipped (a corrupt tail ends the scan: what was decoded is kept). This loop
+    runs for every packet of every clip, so it keeps to local names.
     """
     streams = ([vs] if picker is not None else []) + ([aus] if sink is not None else [])
     vi = vs.index if picker is not None else -1
-    cc = vs.codec_context if picker is not None else None
+    vdone = picker is None or picker.done
+    adone = sink is None or sink.done
+    if picker is not None:
+        cc, wants, voffer, num = vs.codec_context, picker.wants, picker.offer, picker.num
+    if sink is not None:
+        aoffer = sink.offer
     skipping = False
     errors = 0
     try:
         for packet in container.demux(*streams):
             if packet.stream_index == vi:
-                if picker.done:
-                    if sink is None or sink.done:
+                if vdone:
+                    if adone:
                         break
                     continue
-                target = picker
-                skip = packet.size > 0 and not picker.wants(packet)
-                if skip != skipping:  # only frames nothing references are skipped; wanted ones decode in full
+                skip = not wants(packet)
+                if skip is not skipping:  # only frames nothing references are skipped; wanted ones decode in full
                     cc.skip_frame = "NONREF" if skip else "DEFAULT"
                     skipping = skip
+                try:
+                    decoded = packet.decode()
+                except Exception:  # a corrupt packet: skip it, keep decoding
+                    errors += 1
+                    continue
+                for f in decoded:
+                    voffer(f)
+                    if picker.next >= num:
+                        vdone = True
+                        break
             else:
-                if sink.done:
-                    if picker is None or picker.done:
+                if adone:
+                    if vdone:
                         break
                     continue
-                target = sink
-            try:
-                decoded = packet.decode()
-            except Exception:  # a corrupt packet: skip it, keep decoding
-                errors += 1
-                continue
-            for f in decoded:
-                target.offer(f)
-                if target is picker and picker.done:
-                    break
+                try:
+                    decoded = packet.decode()
+                except Exception:
+                    errors += 1
+                    continue
+                for f in decoded:
+                    aoffer(f)
+                adone = sink.done
     except Exception:  # the demuxer gave up (truncated container): keep what was decoded
         errors += 1
     return errors

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 AUDIO_MARKER = "<AudioHere>"
 VIDEO_MARKER = "<VideoHere>"
@@ -18,7 +18,6 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 2000, min_frequency:
     word-level vocabulary would not.
     """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)

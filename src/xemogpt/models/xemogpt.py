@@ -440,7 +440,7 @@ class XEmoGPT(L.LightningModule):
         finally:
             self.train(was_training)
 
-    def train(self, mode: bool = True) -> "XEmoGPT":
+    def train(self, mode: bool = True) -> XEmoGPT:
         super().train(mode)
         # Components frozen for this stage stay in eval mode (no dropout, no norm-statistics updates).
         for name in self.component_names():

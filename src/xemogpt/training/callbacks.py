@@ -367,18 +367,31 @@ def state_digest(state: dict[str, torch.Tensor]) -> str:
 
 class SampleRecorder(Callback):
     """Writes ``<folder>/<stage>-rank<r>.json``: the sample ids this rank trained on, per epoch, in order, and the
-    SHA-256 of its weights at the end of the stage. The ids survive a resume (they travel in the checkpoint)."""
+    SHA-256 of its weights at the end of the stage. Every rank's ids travel in the checkpoint, so they survive a
+    resume."""
 
     def __init__(self, folder: str | Path, stage: str) -> None:
         self.folder, self.stage = Path(folder), stage
         self.epochs: dict[int, list[str]] = {}
+        self._trainer: L.Trainer | None = None
+        self._loaded: list[dict[str, list[str]]] | None = None
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._trainer = trainer
 
     def state_dict(self) -> dict[str, Any]:
-        return {"stage": self.stage, "epochs": {str(k): v for k, v in self.epochs.items()}}
+        mine = {str(k): v for k, v in self.epochs.items()}
+        return {"stage": self.stage, "ranks": gather_objects(self._trainer, mine)}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if state_dict.get("stage") == self.stage:
-            self.epochs = {int(k): list(v) for k, v in state_dict.get("epochs", {}).items()}
+            self._loaded = state_dict.get("ranks")
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._loaded:
+            mine = self._loaded[trainer.global_rank] if trainer.global_rank < len(self._loaded) else {}
+            self.epochs = {int(k): list(v) for k, v in mine.items()}
+            self._loaded = None
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch, batch_idx: int):
         self.epochs.setdefault(trainer.current_epoch, []).extend(batch["ids"])

@@ -41,15 +41,20 @@ RESUME_CHECKPOINT = "last.ckpt"
 RESUME_MUST_MATCH = ("model", "seed")
 
 
-def ensure_data(data: dict[str, Any], rank: int | None = None) -> Path:
-    """The dataset folder of a recipe, generated first when the recipe says how (``data.synth``).
+def ensure_data(data: dict[str, Any], rank: int | None = None) -> Path | str:
+    """The dataset of a recipe: a manifest folder (generated first when the recipe says how, ``data.synth``) or a
+    litdata pack, local or on object storage (``s3://bucket/emocue``, returned as the URI string).
 
     Only global rank 0 generates; other ranks started by torchrun/SLURM wait for its manifest.
     """
+    from xemogpt.data.streaming import is_pack, is_remote
+
     if "root" not in data:
-        raise RecipeError("recipe key 'data.root' is missing: the folder holding manifest.jsonl")
+        raise RecipeError("recipe key 'data.root' is missing: the folder holding manifest.jsonl (or a pack)")
+    if is_remote(str(data["root"])):
+        return str(data["root"])
     root = Path(data["root"])
-    if (root / "manifest.jsonl").exists():
+    if (root / "manifest.jsonl").exists() or is_pack(root):
         return root
     synth = data.get("synth")
     if not synth:
@@ -75,22 +80,24 @@ def _wait_for(path: Path, what: str, timeout_s: float = 3600.0) -> None:
         time.sleep(1.0)
 
 
-def build_tokenizer(root: Path, model_spec: dict[str, Any], vocab_size: int, instruction: str) -> str | None:
+def build_tokenizer(root: Path | str, model_spec: dict[str, Any], vocab_size: int, instruction: str,
+                    storage_options: dict[str, Any] | None = None) -> str | None:
     """Train a tokenizer on the training split when the recipe asks for ``llm_head.tokenizer: build``."""
     spec = model_spec["llm_head"]
     if not isinstance(spec, dict) or spec.get("tokenizer") != "build":
         return None
     from xemogpt.data.schema import read_manifest
+    from xemogpt.data.streaming import is_pack, read_pack_samples
     from xemogpt.llm.prompt import build_prompt
     from xemogpt.llm.tokenizer import tokenizer_to_json, train_tokenizer
 
-    samples = read_manifest(root)
+    samples = read_pack_samples(root, storage_options) if is_pack(root) else read_manifest(root)
     train = [s for s in samples if s.split == "train"] or samples
     texts = [s.description for s in train] + [build_prompt(s.subtitle, instruction) for s in samples]
     return tokenizer_to_json(train_tokenizer(texts, vocab_size=vocab_size))
 
 
-def data_module(recipe: dict[str, Any], model, root: Path, batch_size: int | None = None):
+def data_module(recipe: dict[str, Any], model, root: Path | str, batch_size: int | None = None):
     from xemogpt.data.datamodule import EmoCueDataModule
 
     data = {**DATA_DEFAULTS, **{k: v for k, v in recipe["data"].items() if k not in ("root", "synth")}}
@@ -106,9 +113,10 @@ def data_module(recipe: dict[str, Any], model, root: Path, batch_size: int | Non
 
 
 def make_trainer(recipe: dict[str, Any], run_dir: Path, stage: dict[str, Any], callbacks: list | None = None,
-                 model: torch.nn.Module | None = None):
+                 model: torch.nn.Module | None = None, log_version: str | None = None):
     """One Lightning Trainer for ``stage``: the recipe's trainer settings with strategy/precision resolved
-    (:func:`xemogpt.training.strategies.trainer_options`), atomic checkpoint IO and a CSV log per stage."""
+    (:func:`xemogpt.training.strategies.trainer_options`), atomic checkpoint IO and a CSV log per stage
+    (``logs/<log_version or stage name>``)."""
     import lightning as L
     from lightning.pytorch.loggers import CSVLogger
 
@@ -126,7 +134,7 @@ def make_trainer(recipe: dict[str, Any], run_dir: Path, stage: dict[str, Any], c
         opts["max_epochs"] = int(stage.get("epochs", 1))
     if "val_check_interval" in stage:
         opts["val_check_interval"] = stage["val_check_interval"]
-    logger = CSVLogger(save_dir=str(run_dir), name="logs", version=stage["name"])
+    logger = CSVLogger(save_dir=str(run_dir), name="logs", version=log_version or stage["name"])
     return L.Trainer(default_root_dir=str(run_dir), logger=logger, callbacks=callbacks or [],
                      enable_checkpointing=False, **opts)
 
@@ -253,6 +261,8 @@ def train_recipe(recipe: dict[str, Any], run_dir: str | Path, evaluate: bool = T
     from xemogpt.models.xemogpt import XEmoGPT
     from xemogpt.training import callbacks as cb
     from xemogpt.training.checkpoint_io import atomic_copy, clean_stale_temps
+    from xemogpt.training.checkpoints import load_state
+    from xemogpt.training.strategies import wraps_in_place
 
     t0 = time.time()
     validate_recipe(recipe)  # fail on a typo before generating data or building anything
@@ -292,7 +302,8 @@ def train_recipe(recipe: dict[str, Any], run_dir: str | Path, evaluate: bool = T
     source = _load_ckpt(resumable or boundary) if (resumable or boundary) else None
     tok_json = (source.get("hyper_parameters") or {}).get("tokenizer_json") if source is not None else None
     if tok_json is None:  # a run's tokenizer travels in its checkpoints; a new run trains it (deterministically)
-        tok_json = build_tokenizer(root, recipe["model"], int(run.get("tokenizer_vocab_size", 1000)), instruction)
+        tok_json = build_tokenizer(root, recipe["model"], int(run.get("tokenizer_vocab_size", 1000)), instruction,
+                                   recipe["data"].get("storage_options"))
     L.seed_everything(seed, workers=True, verbose=False)  # the model's init never depends on what ran before
     model = XEmoGPT(recipe["model"], tokenizer_json=tok_json, generation=recipe.get("generation"),
                     instruction=instruction, feature_memo=bool(run.get("feature_memo", True)))
@@ -301,8 +312,6 @@ def train_recipe(recipe: dict[str, Any], run_dir: str | Path, evaluate: bool = T
 
         load_weights_into(model, recipe["checkpoint"])
     if resumable is None and boundary is not None:  # continue after a finished stage: its weights and random state
-        from xemogpt.training.checkpoints import load_state
-
         load_state(model, source["state_dict"], str(boundary))
         state = cb.rng_from_checkpoint(source, rank)
         if state is not None:
@@ -335,6 +344,12 @@ def train_recipe(recipe: dict[str, Any], run_dir: str | Path, evaluate: bool = T
                 progress.stop("interrupted", f"stopped by signal {stop.signum} before stage {name!r}")
                 raise cb.RunInterrupted(stop.signum, None)
             ts = time.time()
+            if i > start and wraps_in_place(recipe.get("trainer")):  # FSDP/DeepSpeed rewrote the last stage's model
+                with cb.preserve_rng():
+                    model = XEmoGPT(recipe["model"], tokenizer_json=tok_json, generation=recipe.get("generation"),
+                                    instruction=instruction, feature_memo=bool(run.get("feature_memo", True)))
+                prev = progress.path(progress.data["completed"][-1]["checkpoint"])
+                load_state(model, _load_ckpt(prev)["state_dict"], str(prev))
             model.set_stage(stage)
             dm.batch_size = int(stage.get("batch_size", dm.batch_size))
             n_train = sum(p.numel() for p in model.trainable_parameters())
@@ -360,8 +375,13 @@ def train_recipe(recipe: dict[str, Any], run_dir: str | Path, evaluate: bool = T
             if every:
                 stage_callbacks.append(cb.PeriodicCheckpoint(int(every), save_resumable))
             stage_callbacks.append(cb.GracefulStop(save_resumable))
-            trainer = make_trainer(recipe, run_dir, stage, stage_callbacks, model)
             ckpt_path = str(resumable) if (i == start and resumable is not None) else None
+            version = name
+            if ckpt_path:  # a resumed stage logs beside the interrupted part instead of overwriting it
+                k = 1
+                while (run_dir / "logs" / version).exists():
+                    version, k = f"{name}-resumed{k if k > 1 else ''}", k + 1
+            trainer = make_trainer(recipe, run_dir, stage, stage_callbacks, model, log_version=version)
             if ckpt_path and rank == 0:
                 cur = progress.data.get("current") or {}
                 print(f"resuming stage {name} from {resumable} (global step {cur.get('global_step')})", flush=True)

@@ -17,6 +17,7 @@ Scaling goes through Lightning's own strategies (nothing home-made). The recipe'
     ``true`` recomputes every transformer block's activations in the backward pass (LLM decoder layers, encoder
     layers, bridge layers): through FSDP's ``activation_checkpointing_policy`` under FSDP, through
     ``torch.distributed.algorithms._checkpoint`` wrappers otherwise (non-reentrant, state-dict keys unchanged).
+    Layers of a model that checkpoints itself (``llm_head.gradient_checkpointing: true``) are not wrapped again.
 
 Multi-node runs set ``num_nodes`` and launch one process per GPU with torchrun or SLURM (see README.md).
 """
@@ -54,6 +55,24 @@ def block_classes(model: nn.Module) -> set[type[nn.Module]]:
     return out
 
 
+def hf_checkpointing(module: nn.Module) -> bool:
+    """Whether ``module`` is a Hugging Face model that checkpoints its own layers (transformers 5 names it
+    activation checkpointing, 4.x gradient checkpointing)."""
+    if hasattr(module, "is_activation_checkpointing"):
+        return bool(module.is_activation_checkpointing)
+    return bool(getattr(module, "is_gradient_checkpointing", False))
+
+
+def checkpoint_classes(model: nn.Module) -> set[type[nn.Module]]:
+    """:func:`block_classes` to recompute in backward: those of Hugging Face models that already checkpoint their
+    own layers (``llm_head.gradient_checkpointing: true``) are left out, so no layer is recomputed twice."""
+    done: set[str] = set()
+    for m in model.modules():
+        if hf_checkpointing(m):
+            done.update(getattr(m, "_no_split_modules", None) or [])
+    return {c for c in block_classes(model) if c.__name__ not in done}
+
+
 def fsdp_wrap_policy(model: nn.Module):
     """An FSDP ``lambda_auto_wrap_policy``: the forward-only components of ``model`` and every transformer block.
 
@@ -85,7 +104,7 @@ def enable_activation_checkpointing(model: nn.Module) -> int:
         checkpoint_wrapper,
     )
 
-    blocks = tuple(block_classes(model))
+    blocks = tuple(checkpoint_classes(model))
     if not blocks or any(isinstance(m, CheckpointWrapper) for m in model.modules()):
         return 0
     before = sum(isinstance(m, blocks) for m in model.modules())
@@ -142,8 +161,8 @@ def build_strategy(value: Any, model: nn.Module | None = None, activation_checkp
         kwargs.setdefault("state_dict_type", "full")
         kwargs.setdefault("use_orig_params", True)  # mixed requires_grad inside a unit (LoRA, frozen embeddings)
         done = False
-        if activation_checkpointing and model is not None and block_classes(model):
-            kwargs.setdefault("activation_checkpointing_policy", block_classes(model))
+        if activation_checkpointing and model is not None and checkpoint_classes(model):
+            kwargs.setdefault("activation_checkpointing_policy", checkpoint_classes(model))
             done = True
         return FSDPStrategy(**kwargs), done
     if name == "deepspeed" or name.startswith("deepspeed_"):
@@ -186,3 +205,10 @@ def trainer_options(trainer_section: dict[str, Any] | None, model: nn.Module | N
 
 def strategy_name(strategy: Any) -> str:
     return strategy if isinstance(strategy, str) else type(strategy).__name__
+
+
+def wraps_in_place(trainer_section: dict[str, Any] | None) -> bool:
+    """True for strategies that shard the model by rewriting its modules (FSDP, DeepSpeed): each stage then gets a
+    freshly built model (loaded from the previous stage's checkpoint) instead of one wrapped by an earlier stage."""
+    name, _ = _strategy_spec((trainer_section or {}).get("strategy"))
+    return name.startswith("fsdp") or name.startswith("deepspeed")

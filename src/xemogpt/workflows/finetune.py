@@ -28,6 +28,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -178,12 +179,16 @@ def finetune(recipe: dict[str, Any], run_dir: str | Path, evaluate: bool = True,
     import lightning as L
     import torch
 
+    from xemogpt.data.schema import read_manifest
     from xemogpt.training.checkpoints import load_model, run_recipe_of
     from xemogpt.training.run import data_module, make_trainer
     from xemogpt.workflows.ablate_report import flat_metrics
 
     t0 = time.time()
     ft = recipe.get("finetune") or {}
+    if not ft:
+        raise RecipeError(f"recipe {recipe.get('name')!r} has no 'finetune' section: it is a training recipe (use "
+                          "`make train`); fine-tune recipes, e.g. recipes/finetune/moods-tiny.yaml, say where to start")
     source = ft.get("from")
     if not source:
         raise RecipeError("finetune.from is missing: the run folder, export folder or .ckpt to start from")
@@ -205,8 +210,6 @@ def finetune(recipe: dict[str, Any], run_dir: str | Path, evaluate: bool = True,
     if resolved.get("generation"):
         model.generation = {**model.generation, **resolved["generation"]}
     root = prepare_dataset(ft, Path(resolved["data"]["root"]), echo)
-    from xemogpt.data.schema import read_manifest
-
     # the label set travels with the run (and its exports), so explain reads the new labels without the data
     resolved["eval"]["emotions"] = sorted({s.emotion for s in read_manifest(root) if s.emotion})
     save_recipe(resolved, run_dir / "recipe.yaml")
@@ -245,8 +248,6 @@ def finetune(recipe: dict[str, Any], run_dir: str | Path, evaluate: bool = True,
         timings[stage["name"]] = round(time.time() - ts, 1)
     if last is None:
         raise RecipeError("every stage of the fine-tune recipe is skipped; nothing to train")
-    import shutil
-
     shutil.copyfile(last, run_dir / "model.ckpt")
     summary["checkpoint"] = str(run_dir / "model.ckpt")
     if evaluate:
@@ -308,7 +309,8 @@ def finetune_report(summary: dict[str, Any], resolved: dict[str, Any]) -> str:
         f"# Fine-tune: {resolved.get('name')}", "",
         f"Started from `{summary['from']}`; new data `{resolved['data']['root']}` ({n} test clips). LLM head: "
         f"{head_mode}" + (f" ({json.dumps(head.get('lora'))})" if head_mode == "lora" else "") + f". Stages: {stages}.",
-        "", f"Target metric: **{summary.get('target')}**. `lm_loss` is the mean per-token cross-entropy of the "
-        "reference descriptions (teacher forcing; lower is better).", "",
+        "", f"Target metric: **{summary.get('target')}** "
+        f"({'improved' if summary.get('improved') else 'not improved'}). `lm_loss` is the mean per-token "
+        "cross-entropy of the reference descriptions (teacher forcing; lower is better).", "",
         format_before_after(summary, markdown=True), "",
         "Before: `eval-before/`; after: `eval/` (predictions, metrics, report).", ""])

@@ -167,6 +167,8 @@ def _draw_colors(rng: np.random.Generator) -> dict[str, list[float]]:
     bg2 = np.clip(bg * rng.uniform(0.75, 1.1) + rng.uniform(-0.05, 0.05, 3), 0, 1)
     # Brows must contrast with skin whatever the hair colour, so they are a darkened hair colour.
     brow = hair * 0.45
+    if lum(skin) - lum(brow) < 0.25:  # blond or grey hair on dark skin: darken the brows until they stand out
+        brow = brow * max(lum(skin) - 0.25, 0.03) / max(lum(brow), 1e-3)
     iris = np.array([[0.25, 0.15, 0.08], [0.15, 0.25, 0.40], [0.20, 0.30, 0.18]])[rng.integers(3)]
     lip = np.clip(skin * np.array([0.72, 0.42, 0.42]), 0, 1)
     r = lambda c: [round(float(x), 4) for x in c]  # noqa: E731

@@ -50,7 +50,7 @@ CUE_EFFECTS: dict[str, list[tuple[str, float, float]]] = {
     "mouth_corners=up": [("corner", 0.26, 0.17)],
     "mouth_corners=down": [("corner", -0.24, -0.16)],
     "mouth=wide_open": [("gap", 0.36, 0.36), ("mwidth", 0.78, 0.78)],
-    "mouth=slightly_open": [("gap", 0.12, 0.12)],
+    "mouth=slightly_open": [("gap", 0.16, 0.16)],
     "mouth=stretched": [("mwidth", 1.45, 1.30), ("gap", 0.09, 0.07), ("teeth", 1.0, 1.0)],
     "nose=wrinkled": [("wrinkle", 1.0, 0.65), ("lift", 0.13, 0.09)],
     "brows=raised": [("brow_raise", 0.18, 0.12)],
@@ -65,7 +65,7 @@ CUE_EFFECTS: dict[str, list[tuple[str, float, float]]] = {
     "eyes=narrowed": [("eye_open", 0.38, 0.58)],
     "gaze=down": [("gaze_y", 1.0, 1.0)],
     "head=lowered": [("head_dy", 0.05, 0.03), ("feat_dy", 0.17, 0.11)],
-    "head=turned_away": [("turn", 1.0, 0.6)],
+    "head=turned_away": [("turn", 1.0, 0.7)],
 }
 _MULTIPLICATIVE = {"eye_open", "mwidth"}
 RAMP = 0.12  # onset/fade ramp, as a fraction of the clip
@@ -193,7 +193,7 @@ def _eye(p: Painter, cu: float, cv: float, ru: float, st: np.ndarray, col: dict[
     rv = 0.12 * open_f
     cv = cv + 0.02 * st[_F["gaze_y"]]
     if rv < 0.025:
-        p.capsule(cu - ru, cv, cu + ru, cv, 0.03, lid)
+        p.capsule(cu - ru, cv, cu + ru, cv, 0.045, lid)  # a thick lid line: closed eyes must read at 64x64
         return
     b = p.box(cu - ru - 0.05, cu + ru + 0.05, cv - rv - 0.05, cv + rv + 0.05)
     if b is None:
@@ -203,7 +203,7 @@ def _eye(p: Painter, cu: float, cv: float, ru: float, st: np.ndarray, col: dict[
     p.blend(win, rim, lid)
     sclera = p.cover(p.ellipse_sdf(uu, vv, cu, cv, ru, rv))
     p.blend(win, sclera, (0.96, 0.96, 0.94))
-    gu = cu + 0.10 * st[_F["gaze_x"]]
+    gu = cu + 0.14 * st[_F["gaze_x"]]
     gv = cv + 0.06 * st[_F["gaze_y"]]
     dist = np.sqrt((uu - gu) ** 2 + (vv - gv) ** 2)
     p.blend(win, sclera * p.cover(dist - 0.095), col["iris"])
@@ -277,7 +277,7 @@ def render_frame(meta: dict[str, Any], st: np.ndarray, size: int, bg: np.ndarray
     turn = st[_F["turn"]]
     aspect = f["aspect"] * (1.0 - 0.12 * abs(turn))
     skin = np.asarray(col["skin"])
-    fdx = st[_F["feat_dx"]] + 0.20 * turn
+    fdx = st[_F["feat_dx"]] + 0.24 * turn
     fdy = st[_F["feat_dy"]]
 
     # hair behind the head (shifted away from the turn), ears, face
