@@ -11,7 +11,7 @@ export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export PYTHONUNBUFFERED := 1
 
-.PHONY: setup test test-fast train eval zoo lint bench bench-metrics bench-data clean help
+.PHONY: ablate finetune setup test test-fast train eval zoo lint bench bench-metrics bench-data clean help
 
 help:
 	@echo "make setup | test | train [RECIPE=...] [ARGS='key=value ...'] | eval [RUN=runs/...] | zoo | lint | bench"
@@ -55,3 +55,9 @@ bench-data: setup
 
 clean:
 	rm -rf runs .pytest_cache .ruff_cache build dist src/*.egg-info
+
+ablate: setup
+	$(BIN)/xemogpt ablate $(ABLATION) $(ARGS)
+
+finetune: setup
+	$(BIN)/xemogpt finetune --recipe $(RECIPE) $(if $(RUN),--run-dir $(RUN)) $(ARGS)

@@ -33,7 +33,10 @@ def ablation(synth_root, tmp_path_factory):
     spec = {"name": "two", "base": str(TINY), "seeds": [0], "out": str(folder / "out"),
             "axes": {"video_bridge": {"vecb": {}, "none": {"model.video_bridge": {"name": "none"}}}}}
     (folder / "two.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
-    ab = load_ablation(folder / "two.yaml", tiny_overrides(synth_root) + ["eval.baselines=false"])
+    # bridge pre-training is covered by test_train_e2e; skipping it here keeps two full runs short
+    quick = ["eval.baselines=false", "stages.0.skip=true",
+             "stages.2.train=[video_bridge,audio_bridge,video_projector,audio_projector,llm_head]"]
+    ab = load_ablation(folder / "two.yaml", tiny_overrides(synth_root) + quick)
     result = run_ablation(ab, echo=_quiet)
     return ab, result
 

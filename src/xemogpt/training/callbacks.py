@@ -8,7 +8,11 @@
 * :class:`PeriodicCheckpoint` writes the resumable checkpoint every N optimiser steps (insurance against SIGKILL).
 * :class:`NonFiniteGuard` saves the weights from before a step whose loss is NaN or infinite when the model raises
   :class:`NonFiniteLossError` (the detection itself is in ``XEmoGPT._step``).
-* :class:`SampleRecorder` records which sample ids each rank trained on and a hash of its final weights.
+* :class:`ExactResume` works around two things that would make a resumed epoch differ (Lightning issue #20550, the
+  DataLoader's base-seed draw); :class:`StageTag` stamps checkpoints with their recipe stage;
+  :class:`preserve_rng` keeps data preparation off the training random streams.
+* :class:`SampleRecorder` records which sample ids each rank trained on and a hash of its final weights
+  (``run.record_samples: true``).
 """
 
 from __future__ import annotations
