@@ -5,13 +5,14 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 RECIPE ?= recipes/xemogpt-tiny.yaml
 RUN ?=
+RESUME ?=
 ARGS ?=
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 export PYTHONUNBUFFERED := 1
 
-.PHONY: ablate finetune setup test test-fast train eval zoo lint bench bench-metrics bench-data clean help
+.PHONY: ablate finetune gpu-check setup test test-fast train eval zoo lint bench bench-metrics bench-data clean help
 
 help:
 	@echo "make setup | test | train [RECIPE=...] [ARGS='key=value ...'] | eval [RUN=runs/...] | zoo | lint | bench"
@@ -33,7 +34,7 @@ test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"
 
 train: setup
-	$(BIN)/xemogpt train --recipe $(RECIPE) $(if $(RUN),--run-dir $(RUN)) $(ARGS)
+	$(BIN)/xemogpt train --recipe $(RECIPE) $(if $(RUN),--run-dir $(RUN)) $(if $(filter 1 yes true,$(RESUME)),--resume) $(ARGS)
 
 eval: setup
 	$(BIN)/xemogpt eval --checkpoint $(or $(RUN),runs/xemogpt-tiny) $(ARGS)
@@ -61,3 +62,6 @@ ablate: setup
 
 finetune: setup
 	$(BIN)/xemogpt finetune --recipe $(RECIPE) $(if $(RUN),--run-dir $(RUN)) $(ARGS)
+
+gpu-check: setup
+	$(BIN)/python scripts/gpu_check.py $(ARGS)

@@ -413,7 +413,7 @@ class XEmoGPT(L.LightningModule):
             raise registry.RegistryError(f"stage {self.stage.get('name')!r} has nothing to train")
         opt = torch.optim.AdamW(params, lr=lr, weight_decay=float(self.stage.get("weight_decay", 0.01)),
                                 betas=(0.9, 0.98))
-        total = max(1, int(self.trainer.estimated_stepping_batches)) if self.trainer is not None else 1000
+        total = max(1, int(self.trainer.estimated_stepping_batches)) if self._trainer is not None else 1000
         warmup = int(self.stage.get("warmup", 0.05) * total) if self.stage.get("warmup", 0.05) < 1 else int(
             self.stage["warmup"])
         min_ratio = float(self.stage.get("min_lr_ratio", 0.05))
