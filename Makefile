@@ -20,8 +20,9 @@ help:
 # Idempotent: the stamp is rebuilt only when setup.cfg or constraints.txt change.
 $(VENV)/.stamp: setup.cfg pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
-	set -o pipefail; $(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || (echo "pip install failed"; exit 1)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# pip's own exit status decides (a filter such as grep -v would fail on pip's silence under -q).
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $@
 
 setup: $(VENV)/.stamp
