@@ -384,6 +384,10 @@ def _bad_dataset(tmp_path: Path, kit: dict[str, Path], kind: str) -> dict:
     elif kind == "corrupt_media":
         put(kit, "corrupt", media, "bad.mp4")
         rows = "bad,happy\n"
+    elif kind == "empty_media":  # a zero-byte file
+        media.mkdir(parents=True, exist_ok=True)
+        (media / "bad.mp4").write_bytes(b"")
+        rows = "bad,happy\n"
     elif kind == "undecodable_line":  # non-UTF-8 subtitles: one GB18030 line (fine) and one undecodable line
         put(kit, "av", media, "bad.mp4")
         rows = "bad,happy\n"
@@ -400,7 +404,8 @@ def _bad_dataset(tmp_path: Path, kit: dict[str, Path], kind: str) -> dict:
 
 
 @pytest.mark.parametrize(
-    "kind", ["duplicate_id", "missing_media", "escaping_path", "missing_field", "corrupt_media", "undecodable_line"]
+    "kind", ["duplicate_id", "missing_media", "escaping_path", "missing_field", "corrupt_media", "empty_media",
+             "undecodable_line"]
 )
 def test_bad_input_is_counted_or_fatal_under_strict(tmp_path, media_kit, kind):
     ds = _bad_dataset(tmp_path, media_kit, kind)
@@ -426,6 +431,27 @@ def test_bad_input_is_counted_or_fatal_under_strict(tmp_path, media_kit, kind):
     msg = str(err.value)
     assert repr(ds["bad_id"]) in msg and kind in msg
     assert ".csv:" in msg  # file and line
+
+
+@pytest.mark.parametrize("kind", ["missing_subtitle", "no_audio"])
+def test_handled_input_is_kept_counted_and_fatal_under_strict(tmp_path, media_kit, kind):
+    """Problems an import repairs (kept with an empty subtitle, or without audio) are counted with the id, and
+    --strict stops at them like at any other."""
+    media = tmp_path / "video"
+    put(media_kit, "av", media, "ok.mp4")
+    put(media_kit, "silent" if kind == "no_audio" else "av", media, "bad.mp4")
+    labels = write_csv(tmp_path / "label.csv", "name,discrete\nok,neutral\nbad,sad\n")
+    subs = write_csv(tmp_path / "sub.csv", "name,sentence\nok,Hi.\n" + ("bad,Go.\n" if kind == "no_audio" else ""))
+    cls = get_adapter("mer_discrete")
+    res = import_dataset(cls([media], labels=labels, subtitles=subs), tmp_path / "out")
+    assert sorted(s.id for s in res.samples) == ["bad", "ok"]
+    assert res.report.items == [("bad", kind)] and res.report.handled == {kind: 1} and not res.report.skipped
+    assert "kept 'bad'" in (tmp_path / "out/import_log.txt").read_text(encoding="utf-8")
+    assert f"kept         1  {kind}" in res.report.summary()
+    assert read_info(tmp_path / "out")["import"]["handled"] == {kind: 1}
+    with pytest.raises(ImportProblemError) as err:
+        cls([media], labels=labels, subtitles=subs, strict=True).load()
+    assert "'bad'" in str(err.value) and kind in str(err.value)
 
 
 def test_silent_video_without_separate_audio_is_kept_and_counted(tmp_path, media_kit):

@@ -110,6 +110,19 @@ def test_odd_sample_rates_and_channel_counts_become_16k_mono(tmp_path):
         assert 0.15 < np.abs(a).max() < 0.35  # a downmix, not a sum of six channels
     long = write_wav(tmp_path / "long.wav", seconds=13.0, rate=22050)
     assert len(decode_audio(long, 16000, 12.0)) == 12 * 16000  # cut to max_seconds
+    # unusual rates and channel counts are converted, and noted (counted by the loader, fatal under strict)
+    for rate, channels, odd in [(11025, 1, True), (7350, 2, True), (16000, 6, True), (44100, 2, False),
+                                (16000, 1, False), (48000, 1, False)]:
+        p = write_wav(tmp_path / f"n{rate}_{channels}.wav", seconds=0.25, rate=rate, channels=channels)
+        d = decode_clip(None, p)
+        assert [r for r, _ in d.notes] == (["odd_audio"] if odd else []), (rate, channels)
+        if odd:
+            assert f"{rate} Hz, {channels} channel(s)" in d.notes[0][1]
+    # the same check on a video's own track, read in the same pass as the frames
+    clip = write_clip(tmp_path / "odd_track.mp4", rate=11025)
+    d = decode_clip(clip, num_frames=4, size=16)
+    assert [r for r, _ in d.notes] == ["odd_audio"] and d.frames.shape[0] == 4
+    assert abs(len(d.audio) - 16000) < 1600  # 1 s at 16 kHz, give or take an AAC frame of priming and padding
 
 
 def test_missing_modalities_single_frames_and_empty_video_tracks(tmp_path):

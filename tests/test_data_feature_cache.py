@@ -10,7 +10,8 @@ import torch
 
 from tests.test_data_kit import Recorder, link_synth, trainer, write_manifest_lines
 from xemogpt.data.callbacks import FeatureCacheCallback
-from xemogpt.data.datamodule import EmoCueDataModule
+from xemogpt.data.datamodule import BadSampleError, EmoCueDataModule
+from xemogpt.data.schema import read_manifest
 from xemogpt.encoders.audio_tiny import LogMelConvEncoder
 from xemogpt.encoders.video_tiny import TinyCNNVideoEncoder
 from xemogpt.models.xemogpt import XEmoGPT
@@ -158,3 +159,66 @@ def test_data_cache_command_encodes_once_then_reuses(root, capsys):
     assert "audio features (" in out and ": 0 encoded, 6 reused" in out and "video features" not in out
     base = root / ".cache" / "features"
     assert (base / "video").is_dir() and (base / "cache_log.txt").exists()
+
+
+def test_runs_that_reuse_features_still_count_the_clips_problems(synth_root, tmp_path):
+    from tests.test_data_kit import record, write_clip
+
+    root = tmp_path / "ds"
+    recs = link_synth(synth_root, root, 3)
+    write_clip(root / "clips" / "silent.mp4", audio_seconds=None)  # video only: kept, counted as no_audio
+    (root / "clips" / "garbage.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 4)
+    write_manifest_lines(root, [*recs, record("silent", "clips/silent.mp4"), record("garbage", "clips/garbage.mp4")])
+    venc, aenc = encoders()
+
+    def run():
+        dm = make_dm(root, tmp_path)
+        reports = dm.use_features(venc, aenc, progress=False)
+        batch = raw_batch(dm)
+        return dm, reports, batch
+
+    first, reports, _ = run()
+    assert [(r.computed, r.skipped) for r in reports] == [(4, 1), (4, 0)]  # the bad clip is met once per run
+    again, reports, batch = run()
+    assert [r.computed for r in reports] == [0, 0]  # nothing decoded or encoded for the good clips...
+    # ...and yet the silent clip is reported by this run too, and the corrupt one skipped and counted
+    problems = [(s, r) for s, r, _ in again.skips.handled + again.skips.items]
+    assert sorted(problems) == [("garbage", "corrupt_media"), ("silent", "no_audio")]
+    assert sorted(problems) == sorted((s, r) for s, r, _ in first.skips.handled + first.skips.items)
+    i = batch["ids"].index("silent")
+    assert batch["frame_mask"][i].all() and not batch["audio_mask"][i].any()
+    # strict stops at it, though nothing is decoded any more (its notes come from the cached features)
+    write_manifest_lines(root, [*recs, record("silent", "clips/silent.mp4")])
+    strict = make_dm(root, tmp_path, strict=True)
+    assert [r.computed for r in strict.use_features(venc, aenc, progress=False)] == [0, 0]
+    with pytest.raises(BadSampleError, match="'silent': no_audio"):
+        raw_batch(strict)
+
+
+def test_a_repacked_clip_is_encoded_again(synth_root, tmp_path):
+    from xemogpt.data.streaming import pack_dataset, read_pack_info
+
+    root = tmp_path / "ds"
+    recs = link_synth(synth_root, root, 4)
+    for rec in recs:  # real copies: this test replaces one
+        p = root / rec["video"]
+        p.unlink()
+        shutil.copy(synth_root / rec["video"], p)
+    write_manifest_lines(root, recs)
+    venc, aenc = encoders()
+    pack = tmp_path / "pack"
+
+    def encode():
+        dm = EmoCueDataModule(str(pack), batch_size=4, num_workers=0, num_frames=4, frame_size=32,
+                              features_dir=str(tmp_path / "features"))
+        return [(r.computed, r.reused) for r in dm.use_features(venc, aenc, progress=False)]
+
+    pack_dataset(root, pack, mode="bytes", workers=1, progress=False)
+    first_id = read_pack_info(pack)["pack_id"]
+    assert encode() == [(4, 0), (4, 0)]
+    pack_dataset(root, pack, mode="bytes", workers=1, progress=False)  # the same inputs: the same pack
+    assert read_pack_info(pack)["pack_id"] == first_id and encode() == [(0, 4), (0, 4)]
+    (root / recs[0]["video"]).write_bytes((synth_root / read_manifest(synth_root)[5].video).read_bytes())
+    pack_dataset(root, pack, mode="bytes", workers=1, progress=False)  # same manifest, another clip inside
+    assert read_pack_info(pack)["pack_id"] != first_id
+    assert encode() == [(4, 0), (4, 0)]  # no stale features for the replaced clip

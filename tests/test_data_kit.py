@@ -1,7 +1,7 @@
 """Media builders shared by the data-layer tests (no tests here): small real clips of every awkward kind.
 
-Frames of :func:`write_clip` encode their index in the colour (red = 16 * (i % 16), green = 16 * (i // 16)), so a
-test can tell exactly which source frame a decoder picked.
+Frames of :func:`write_clip` encode their index in the colour (red = 16 * (i % 16), green = 16 * (i // 16 % 16)), so
+a test can tell exactly which source frame a decoder picked (modulo 256).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch
 def index_frame(i: int, w: int, h: int) -> np.ndarray:
     img = np.zeros((h, w, 3), np.uint8)
     img[..., 0] = 16 * (i % 16)
-    img[..., 1] = 16 * (i // 16)
+    img[..., 1] = 16 * ((i // 16) % 16)  # indices repeat after 256 frames
     img[..., 2] = 128
     return img
 
@@ -175,7 +175,7 @@ def bad_media_dataset(root: Path, synth_root: Path) -> dict:
     skipped = {"corrupt_media": 2, "empty_media": 1, "escaping_path": 1, "missing_media": 1, "no_media": 1,
                "missing_field": 1, "duplicate_id": 1, "bad_json": 1, "bad_value": 1}
     handled = {"no_audio": 4, "no_video": 1, "no_frames": 1, "single_frame": 1, "truncated": 1,
-               "missing_subtitle": 1, "bad_encoding": 2}
+               "missing_subtitle": 1, "bad_encoding": 2, "odd_audio": 2}
     return {"kept": kept, "skipped": skipped, "handled": handled}
 
 

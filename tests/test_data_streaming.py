@@ -121,3 +121,59 @@ def test_data_pack_command_and_strict(bad_root_for_pack, small_root, tmp_path, c
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
     assert main(["data", "pack", "--root", str(small_root), "--out", str(tmp_path / "other"), "--no-progress"]) == 2
+
+
+class _FolderBucket:
+    """Object storage stand-in (no network here): ``s3://bucket/key`` is the file ``<folder>/bucket/key``; the
+    calls are the ones litdata's providers make."""
+
+    def __init__(self, folder):
+        self.folder = folder
+
+    def _path(self, uri: str):
+        return self.folder / uri.split("://", 1)[1]
+
+    def upload_file(self, local_path: str, remote_path: str) -> None:
+        dst = self._path(remote_path)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        dst.write_bytes(open(local_path, "rb").read())
+
+    def download_file(self, remote_path: str, local_path: str) -> None:
+        with open(local_path, "wb") as f:
+            f.write(self._path(remote_path).read_bytes())
+
+
+def test_a_pack_rewritten_at_the_same_uri_is_never_read_through_a_stale_copy(small_root, tmp_path, monkeypatch):
+    import litdata.streaming.fs_provider as fs_provider
+
+    from xemogpt.data.streaming import read_pack_info, read_pack_samples
+
+    bucket = _FolderBucket(tmp_path / "store")
+    monkeypatch.setattr(fs_provider, "_get_fs_provider", lambda uri, options=None: bucket)
+    uri = f"s3://bucket/{tmp_path.name}/emocue"
+    pack_dataset(small_root, uri, mode="bytes", workers=1, progress=False)
+    assert (tmp_path / "store" / "bucket" / tmp_path.name / "emocue" / "train" / "index.json").exists()
+    first = read_pack_info(uri)
+    assert first["mode"] == "bytes" and len(read_pack_samples(uri)) == 20
+    # the same URI, written again from a smaller dataset: its info and manifest are what is read now
+    other = tmp_path / "other"
+    write_manifest_lines(other, link_synth_records(small_root, other, 5))
+    pack_dataset(other, uri, mode="bytes", workers=1, progress=False)
+    again = read_pack_info(uri)
+    assert again["pack_id"] != first["pack_id"] and sum(again["splits"].values()) == 5
+    assert len(read_pack_samples(uri)) == 5
+
+
+def link_synth_records(src_root, root, n: int) -> list[dict]:
+    """The first ``n`` records of the dataset at ``src_root`` with their clips linked into ``root``."""
+    import os
+
+    from xemogpt.data.schema import read_manifest
+
+    out = []
+    for s in read_manifest(src_root)[:n]:
+        dst = root / s.video
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink((src_root / s.video).resolve(), dst)
+        out.append(s.to_dict())
+    return out

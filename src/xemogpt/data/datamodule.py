@@ -53,7 +53,7 @@ from xemogpt.data.streaming import is_pack, is_remote, read_pack_info, read_pack
 
 log = logging.getLogger("xemogpt.data")
 
-DECODED_CACHE_VERSION = "v3"  # v3: frames stored (T, 3, H, W)
+DECODED_CACHE_VERSION = "v4"  # v3: frames stored (T, 3, H, W); v4: odd_audio notes
 
 
 def cue_text(sample: EmoCueSample, modality: str) -> str:
@@ -135,17 +135,21 @@ class FeatureDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, Any]:
         s = self.samples[i]
         item: dict[str, Any] = {"id": s.id, "index": i, "frames": None, "audio": None, "notes": []}
+        notes: dict[tuple[str, str], None] = {}  # the clip's decode notes, from every store (and the media)
         for modality, store in self.stores.items():
             try:
-                feats = store.load(self.keys[modality][s.id])
+                feats, stored = store.read(self.keys[modality][s.id])
             except KeyError as e:
                 return {"id": s.id, "index": i, "error": "no_features", "detail": str(e)}
             item[f"{modality}_features"] = feats if feats.shape[0] else None
+            notes.update(dict.fromkeys(stored))
         if self.base is not None:
             b = self.base[i]
             if "error" in b:
                 return {**b, "index": i}
-            item["frames"], item["audio"], item["notes"] = b.get("frames"), b.get("audio"), b.get("notes", [])
+            item["frames"], item["audio"] = b.get("frames"), b.get("audio")
+            notes.update(dict.fromkeys(tuple(n) for n in b.get("notes", [])))
+        item["notes"] = list(notes)
         return item
 
 
@@ -718,14 +722,16 @@ class EmoCueDataModule(L.LightningDataModule):
                         self.skips.add(sid, reason, detail)
                         report.skipped += 1
                         report.problems.append((sid, reason))
+                    clip_notes: dict[str, list[tuple[str, str]]] = {}
                     for sid, reason, detail in batch["handled"]:
                         self.skips.add(sid, reason, detail, skipped=False)
+                        clip_notes.setdefault(sid, []).append((reason, detail))
                     if not batch["ids"]:
                         continue
                     feats = encode_batch(store.modality, encoder, batch, dev)
                     for sid, f in zip(batch["ids"], feats):
                         dim = getattr(encoder, "output_dim", None) or (f.shape[-1] if f is not None else 1)
-                        store.save(keys[sid], f if f is not None else torch.zeros(0, dim))
+                        store.save(keys[sid], f if f is not None else torch.zeros(0, dim), clip_notes.get(sid))
                         report.computed += 1
             finally:
                 encoder.train(was_training)

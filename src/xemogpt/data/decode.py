@@ -38,6 +38,8 @@ NOTE_REASONS: dict[str, str] = {
     "truncated": "the stream ends early or has corrupt packets (decoded what was readable)",
     "long_clip": "the clip is very long (frames sampled over all of it by seeking)",
     "high_resolution": "the frames are very large (decoded and scaled down frame by frame)",
+    "odd_audio": "the audio has an unusual sample rate or more than two channels (resampled to mono at the "
+                 "target rate)",
 }
 SKIP_REASONS: dict[str, str] = {
     "missing_media": "the media file does not exist",
@@ -50,6 +52,9 @@ DECODER_VERSION = "3"  # part of every cache key: bump when decoded output chang
 SEEK_MIN_SECONDS = 60.0  # longer clips are sampled by seeking (decoding every frame of a film is wasteful)
 LONG_CLIP_SECONDS = 600.0  # noted as long_clip
 HIGH_RES_PIXELS = 3840 * 2160  # noted as high_resolution (above 4K UHD)
+# Sample rates and channel counts audio is normally recorded with; anything else is noted as odd_audio.
+COMMON_SAMPLE_RATES = frozenset({8000, 16000, 22050, 24000, 32000, 44100, 48000, 88200, 96000})
+COMMON_CHANNELS = frozenset({1, 2})
 
 
 class DecodeError(RuntimeError):
@@ -265,6 +270,7 @@ class _AudioSink:
         self.limit = None if max_seconds is None else int(max_seconds * rate)
         self.chunks: list[np.ndarray] = []
         self.total = 0
+        self.source: tuple[int, int] | None = None  # (sample rate, channels) of the first decoded frame
 
     @property
     def done(self) -> bool:
@@ -277,6 +283,7 @@ class _AudioSink:
     def offer(self, frame) -> None:
         if self.direct is None:  # decided once per stream: reading a frame's layout builds Python objects
             fmt = frame.format.name
+            self.source = (int(frame.sample_rate), int(frame.layout.nb_channels))
             ok = fmt in _DIRECT_FORMATS and frame.sample_rate == self.rate and frame.layout.nb_channels == 1
             self.direct = (np.dtype(_DIRECT_FORMATS[fmt][0]), _DIRECT_FORMATS[fmt][1], fmt) if ok else False
         if self.direct and frame.format.name == self.direct[2]:
@@ -296,6 +303,15 @@ class _AudioSink:
     def _mono(rf) -> np.ndarray:
         a = rf.to_ndarray()  # (C, n) planar
         return a[0] if a.shape[0] == 1 else a.mean(0, dtype=np.float32)
+
+    def odd(self) -> str | None:
+        """A description of the input's rate/channels when they are unusual (see ``COMMON_SAMPLE_RATES``)."""
+        if self.source is None:
+            return None
+        rate, channels = self.source
+        if rate in COMMON_SAMPLE_RATES and channels in COMMON_CHANNELS:
+            return None
+        return f"{rate} Hz, {channels} channel(s)"
 
     def result(self) -> np.ndarray | None:
         if self.resampler is not None and not self.done:
@@ -452,9 +468,17 @@ def _audio_pass(src: Source, name: str | None, rate: int, max_seconds: float | N
         if errors:
             raise DecodeError(label, "corrupt_media", "the audio stream cannot be decoded")
         notes.append(("no_audio", f"{label}: the audio stream holds no samples"))
-    elif errors:
-        notes.append(("truncated", f"{label}: {errors} corrupt audio packet(s) skipped"))
+    else:
+        _note_odd_audio(sink, label, notes)
+        if errors:
+            notes.append(("truncated", f"{label}: {errors} corrupt audio packet(s) skipped"))
     return wav
+
+
+def _note_odd_audio(sink: _AudioSink, label: str, notes: list[tuple[str, str]]) -> None:
+    odd = sink.odd()
+    if odd is not None:
+        notes.append(("odd_audio", f"{label}: {odd}, converted to {sink.rate} Hz mono"))
 
 
 def _video_pass(src: Source, name: str | None, num_frames: int, size, crop: bool, video_seconds: float | None,
@@ -553,6 +577,8 @@ def decode_clip(video: Source | None, audio: Source | None = None, *, num_frames
             wav = sink.result()
             if wav is None:
                 notes.append(("no_audio", f"{source_name(video, name)}: the audio stream holds no decodable sample"))
+            else:
+                _note_odd_audio(sink, source_name(video, name), notes)
         elif sink is not None:  # seek mode, no video stream (an audio file given as the video), or no audio stream
             wav = _audio_pass(video, name, sample_rate, max_seconds, notes)
     if audio is not None and with_audio:

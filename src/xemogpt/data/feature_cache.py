@@ -9,7 +9,9 @@ Layout: ``<dir>/<modality>/<store key>/<aa>/<clip key>.safetensors`` plus ``meta
 - The **clip key** hashes the sample id and a fingerprint of its media file (size and modification time, or the
   pack id for shards), so a replaced clip is encoded again.
 - Each clip file holds one tensor ``features``: video (T, Dv) with one row per sampled frame, audio (A, Da) with the
-  valid tokens only; (0, D) records that the clip has no such modality (so it is not encoded again).
+  valid tokens only; (0, D) records that the clip has no such modality (so it is not encoded again). Its metadata
+  keeps the decode notes of the clip (``no_audio``, ``truncated``...), so runs that reuse the features still count
+  and report those clips.
 
 Safetensors only (no pickle); files are written to a temporary name and renamed, so concurrent writers (DDP ranks)
 and interrupted runs never leave a half file.
@@ -27,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-FEATURES_VERSION = "1"
+FEATURES_VERSION = "2"  # 2: clip files carry their decode notes
 MODALITIES = ("video", "audio")
 
 
@@ -119,8 +121,9 @@ class FeatureStore:
     def has(self, clip_key: str) -> bool:
         return self.path(clip_key).exists()
 
-    def save(self, clip_key: str, features: torch.Tensor) -> None:
-        """Store (N, D) features of one clip ((0, D): the clip has no such modality)."""
+    def save(self, clip_key: str, features: torch.Tensor, notes: list[tuple[str, str]] | None = None) -> None:
+        """Store (N, D) features of one clip ((0, D): the clip has no such modality) and its decode ``notes``
+        ([(reason, detail)], see :data:`xemogpt.data.decode.NOTE_REASONS`)."""
         from safetensors.torch import save_file
 
         path = self.path(clip_key)
@@ -129,7 +132,8 @@ class FeatureStore:
         if not meta.exists():
             self._write_meta(meta, int(features.shape[-1]))
         tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp")
-        save_file({"features": features.detach().to("cpu").contiguous()}, str(tmp))
+        meta_notes = json.dumps([list(n) for n in notes or []], ensure_ascii=False)
+        save_file({"features": features.detach().to("cpu").contiguous()}, str(tmp), metadata={"notes": meta_notes})
         tmp.replace(path)
 
     def _write_meta(self, meta: Path, dim: int) -> None:
@@ -141,14 +145,22 @@ class FeatureStore:
 
     def load(self, clip_key: str) -> torch.Tensor:
         """(N, D) features of one clip; a missing or unreadable file raises ``KeyError`` naming it."""
-        from safetensors.torch import load_file
+        return self.read(clip_key)[0]
+
+    def read(self, clip_key: str) -> tuple[torch.Tensor, list[tuple[str, str]]]:
+        """((N, D) features, decode notes) of one clip; a missing or unreadable file raises ``KeyError``."""
+        from safetensors import safe_open
 
         path = self.path(clip_key)
         try:
-            return load_file(str(path))["features"]
+            with safe_open(str(path), framework="pt") as f:
+                feats = f.get_tensor("features")
+                meta = f.metadata() or {}
+            notes = [(str(r), str(d)) for r, d in json.loads(meta.get("notes", "[]"))]
         except Exception as e:
             raise KeyError(f"{self.modality} features {path} are missing or unreadable ({e}); run `xemogpt data "
                            "cache` again or delete the folder") from e
+        return feats, notes
 
     @property
     def dim(self) -> int | None:

@@ -65,17 +65,21 @@ def is_pack(root: str | Path) -> bool:
 
 
 def fetch_file(root: str | Path, name: str, storage_options: dict[str, Any] | None = None) -> Path:
-    """Local path of a small file of a pack (downloaded once into a temporary folder for remote packs)."""
+    """Local path of a small file of a pack (for remote packs a fresh download into a temporary folder)."""
     if not is_remote(root):
         return _local(root) / name
     from litdata.streaming.fs_provider import _get_fs_provider
 
     key = hashlib.sha256(str(root).encode()).hexdigest()[:16]
     local = Path(tempfile.gettempdir()) / "xemogpt-packs" / key / name
-    if not local.exists():
-        local.parent.mkdir(parents=True, exist_ok=True)
-        remote = _join(root, name)
-        _get_fs_provider(remote, storage_options or {}).download_file(remote, str(local))
+    local.parent.mkdir(parents=True, exist_ok=True)
+    # Downloaded on every call (these files are small): a pack written again to the same URI must never be read
+    # through a stale copy (its pack id keys the feature cache). A temporary name, then a rename: readers in other
+    # processes never see half a file.
+    remote = _join(root, name)
+    tmp = local.with_name(f"{local.name}.{os.getpid()}.tmp")
+    _get_fs_provider(remote, storage_options or {}).download_file(remote, str(tmp))
+    tmp.replace(local)
     return local
 
 
@@ -114,9 +118,22 @@ class PackReport:
                 f"{self.bytes_written / 1e6:.1f} MB in {self.seconds:.1f} s; {self.skips.summary()}")
 
 
+def media_digest(*paths: Path | None) -> str:
+    """A content hash of a sample's media files (part of the pack id: a replaced clip changes it)."""
+    h = hashlib.blake2b(digest_size=16)
+    for p in paths:
+        h.update(b"\0")
+        if p is None:
+            continue
+        with open(p, "rb") as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+    return h.hexdigest()
+
+
 class _PackJob:
-    """Turns one sample into a shard item (runs in worker processes). Returns ("ok", item, notes) or ("skip", reason,
-    detail)."""
+    """Turns one sample into a shard item (runs in worker processes). Returns ("ok", item, notes, media digest) or
+    ("skip", reason, detail)."""
 
     def __init__(self, root: str, mode: str, preprocess: dict[str, Any]) -> None:
         self.root, self.mode, self.pre = root, mode, preprocess
@@ -137,11 +154,16 @@ class _PackJob:
                         has_video(p)  # opens the container: a corrupt file is skipped now, not in every epoch
             except DecodeError as e:
                 return ("skip", e.reason, str(e))
-            item = {"id": s.id, "sample": sample_json,
-                    "video": video.read_bytes() if video is not None else b"",
-                    "video_name": s.video or "", "audio": audio.read_bytes() if audio is not None else b"",
+            vb = video.read_bytes() if video is not None else b""
+            ab = audio.read_bytes() if audio is not None else b""
+            h = hashlib.blake2b(digest_size=16)
+            for blob in (vb, ab):  # the same hash media_digest gives for the files
+                h.update(b"\0")
+                h.update(blob)
+            digest = h.hexdigest()
+            item = {"id": s.id, "sample": sample_json, "video": vb, "video_name": s.video or "", "audio": ab,
                     "audio_name": s.audio or ""}
-            return ("ok", item, [])
+            return ("ok", item, [], digest)
         import torch
 
         try:
@@ -155,7 +177,7 @@ class _PackJob:
                    if d.audio is not None else torch.zeros(0, dtype=torch.int16))
         notes = note_filter(s, d.notes)
         item = {"id": s.id, "sample": sample_json, "frames": frames, "audio": audio_t, "notes": json.dumps(notes)}
-        return ("ok", item, notes)
+        return ("ok", item, notes, media_digest(video, audio))
 
 
 def pack_dataset(root: str | Path, out: str | Path, *, mode: str = "bytes", num_frames: int = 16,
@@ -191,6 +213,7 @@ def pack_dataset(root: str | Path, out: str | Path, *, mode: str = "bytes", num_
     stage.mkdir(parents=True, exist_ok=True)
     report = PackReport(out=str(out), mode=mode, skips=skips)
     kept: list[EmoCueSample] = []
+    digests: dict[str, str] = {}  # sample id -> media content hash
     pool = None
     try:
         if workers > 1:
@@ -206,7 +229,7 @@ def pack_dataset(root: str | Path, out: str | Path, *, mode: str = "bytes", num_
             group = [s for s in samples if s.split == split]
             if not group:
                 continue
-            kept_split = _write_split(stage / split, group, job, pool, chunk_bytes, skips, bar)
+            kept_split = _write_split(stage / split, group, job, pool, chunk_bytes, skips, bar, digests)
             kept += kept_split
             report.counts[split] = len(kept_split)
         if bar is not None:
@@ -218,7 +241,11 @@ def pack_dataset(root: str | Path, out: str | Path, *, mode: str = "bytes", num_
     kept_ids = {s.id for s in kept}  # the manifest keeps the source order
     manifest_blob = "".join(json.dumps(s.to_dict(), ensure_ascii=False) + "\n" for s in samples if s.id in kept_ids)
     (stage / MANIFEST).write_text(manifest_blob, encoding="utf-8")
-    pack_id = hashlib.sha256((manifest_blob + mode + json.dumps(preprocess, sort_keys=True)).encode()).hexdigest()
+    # The pack id keys cached encoder features of packed clips: it covers the annotations, the mode, the
+    # preprocessing and the content of every packed media file, so a re-pack with a replaced clip gets a new one.
+    media_blob = "".join(f"{sid}\0{digests[sid]}\n" for sid in sorted(digests))
+    pack_id = hashlib.sha256((manifest_blob + mode + json.dumps(preprocess, sort_keys=True) + media_blob).encode()
+                             ).hexdigest()
     info = {"format": PACK_FORMAT, "version": PACK_VERSION, "mode": mode, "pack_id": pack_id[:20],
             "preprocess": preprocess if mode == "decoded" else None, "splits": report.counts,
             "source": str(root.resolve()), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -234,7 +261,7 @@ def pack_dataset(root: str | Path, out: str | Path, *, mode: str = "bytes", num_
 
 
 def _write_split(folder: Path, group: list[EmoCueSample], job: _PackJob, pool, chunk_bytes, skips,
-                 bar) -> list[EmoCueSample]:
+                 bar, digests: dict[str, str]) -> list[EmoCueSample]:
     import warnings
 
     from litdata.streaming.writer import BinaryWriter
@@ -255,6 +282,7 @@ def _write_split(folder: Path, group: list[EmoCueSample], job: _PackJob, pool, c
             for reason, detail in res[2]:
                 skips.add(s.id, reason, detail, skipped=False)
             writer[len(kept)] = res[1]
+            digests[s.id] = res[3]
             kept.append(s)
         if kept:
             writer.done()

@@ -197,7 +197,8 @@ class DatasetAdapter:
             if subtitle is None and subtitles is not None:
                 subtitle = subtitles.get(rec.id)
             if subtitle is None and (subtitles is not None or rec.subtitle_expected):
-                why = "empty subtitle field" if subtitles is None else "no subtitle for this id in " + str(self.subtitles)
+                why = ("empty subtitle field" if subtitles is None
+                       else f"no subtitle for this id in {self.subtitles}")
                 report.problem(rec.id, "missing_subtitle", why, where=rec.where, skipped=False)
             emotion, labels = rec.emotion, rec.labels
             if side_labels is not None and rec.id in side_labels:
@@ -278,6 +279,14 @@ class DatasetAdapter:
             return None
         meta: dict[str, Any] = {}
         primary = video or audio
+        try:
+            empty = primary.stat().st_size == 0  # type: ignore[union-attr]
+        except OSError as e:
+            report.problem(rec.id, "missing_media", f"{primary}: {e.strerror or e}", where=rec.where)
+            return None
+        if empty:
+            report.problem(rec.id, "empty_media", f"{primary} is a zero-byte file", where=rec.where)
+            return None
         try:
             info = probe(primary)  # type: ignore[arg-type]
         except CorruptMediaError as e:

@@ -23,6 +23,7 @@ SKIP_REASONS: dict[str, str] = {
     "undecodable_line": "a line of a text file is neither UTF-8 nor GB18030",
     "missing_media": "no media file with the sample's name in the --media folders",
     "escaping_path": "a media path points outside the data root",
+    "empty_media": "the media file has zero bytes",
     "corrupt_media": "FFmpeg could not open the media file or it has no usable stream",
 }
 HANDLED_REASONS: dict[str, str] = {
@@ -79,8 +80,9 @@ class ImportReport:
         p = Problem(str(sample_id), reason, detail, where, skipped)
         if self.strict:
             loc = where or "input"
+            what = detail or SKIP_REASONS.get(reason) or HANDLED_REASONS[reason]
             raise ImportProblemError(
-                f"{loc}: sample {p.sample_id!r}: {reason} ({detail or SKIP_REASONS.get(reason) or HANDLED_REASONS[reason]})."
+                f"{loc}: sample {p.sample_id!r}: {reason} ({what})."
                 " Fix the input or drop --strict to skip such samples and count them."
             )
         self.problems.append(p)

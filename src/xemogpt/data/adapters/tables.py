@@ -119,7 +119,8 @@ def read_csv(path: str | Path, report: ImportReport) -> Table:
     if header is None:
         raise ValueError(f"{path}: the file is empty; expected a header row")
     if n_joined:
-        report.note(f"{path}: {n_joined} row(s) had more fields than the header; extras were joined into '{header[-1]}'")
+        report.note(f"{path}: {n_joined} row(s) had more fields than the header; extras were joined into "
+                    f"'{header[-1]}'")
     return Table(path, header, rows)
 
 
