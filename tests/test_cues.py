@@ -381,6 +381,8 @@ def test_extractors_are_registered():
 def test_normalize_cues():
     raw = {"Visual": ["a", "", 3], "audio": "b", "Emotion": None, "other": ["x"]}
     assert normalize_cues(raw) == {"visual": ["a", "3"], "auditory": ["b"], "emotional": []}
+    assert normalize_cues(raw, keep_missing=True) == {"visual": ["a", "3"], "auditory": ["b"], "emotional": []}
+    assert normalize_cues({"audio": ["b"]}, keep_missing=True) == {"auditory": ["b"]}
     with pytest.raises(ValueError, match="JSON object"):
         normalize_cues(["a"])
 
@@ -394,6 +396,7 @@ class _ChatServer:
         self.fail_first: set[str] = set()  # texts answered 503 on their first request
         self.status_for: dict[str, int] = {}  # texts always answered with this status
         self.bad_json_first: set[str] = set()
+        self.no_emotional: set[str] = set()  # texts answered without an "emotional" key
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -406,7 +409,10 @@ class _ChatServer:
                     return self._send(server.status_for[text], {"error": {"message": "nope"}})
                 if text in server.fail_first and seen == 1:
                     return self._send(503, {"error": {"message": "overloaded"}})
-                content = json.dumps({"visual": [f"V:{text}"], "auditory": [f"A:{text}"], "emotional": []})
+                reply = {"visual": [f"V:{text}"], "auditory": [f"A:{text}"], "emotional": []}
+                if text in server.no_emotional:
+                    del reply["emotional"]
+                content = json.dumps(reply)
                 if text in server.bad_json_first and seen == 1:
                     content = "sorry, here you go: {not json"
                 self._send(200, {"choices": [{"index": 0, "message": {"role": "assistant", "content": content}}]})
@@ -467,6 +473,25 @@ def test_openai_extractor_retries_caches_and_sends_json_mode(chat_server, tmp_pa
     other = OpenAICueExtractor(model="other-model", cache_dir=str(tmp_path / "cache"), backoff=0.01)
     other.extract(["hello"])
     assert chat_server.count("hello") == 2
+
+
+def test_openai_extractor_keeps_a_missing_emotional_key_for_emocue360(chat_server, tmp_path):
+    from xemogpt.metrics.emocue360 import emocue360
+
+    chat_server.no_emotional = {"terse"}
+    ex = OpenAICueExtractor(url=chat_server.url, model="m", cache_dir=str(tmp_path / "c"), backoff=0.01)
+    out = ex.extract(["terse", "full"])
+    assert out[0] == {"visual": ["V:terse"], "auditory": ["A:terse"]}  # absent, as in the published cue files
+    assert out[1]["emotional"] == []
+    again = OpenAICueExtractor(url=chat_server.url, model="m", cache_dir=str(tmp_path / "c"))
+    assert again.extract(["terse"]) == [out[0]] and again.requests_sent == 0  # the cache keeps the absence
+    # EmoCue-360: no emotional key -> 0 and counted even though the reference has no emotional cue; an empty
+    # list against an empty reference is skipped
+    ref = {"terse": {"visual": [], "auditory": [], "emotional": []}, "full": {"visual": [], "auditory": [],
+                                                                             "emotional": []}}
+    res = emocue360(dict(zip(["terse", "full"], out)), ref, encoder=None)
+    assert res["emotional"]["n"] == 1 and res["emotional"]["f1"] == 0.0 and res["emotional"]["missing_key"] == 1
+    assert res["emotional"]["skipped_empty_ref"] == 1
 
 
 def test_openai_extractor_errors(chat_server, tmp_path, monkeypatch):

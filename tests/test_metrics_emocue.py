@@ -98,6 +98,48 @@ def test_hand_computed_edge_cases():
     assert res["emotional"]["missing_key"] == 1 and res["emotional"]["skipped_empty_ref"] == 0
 
 
+# Prediction-side "text" filtering, a prediction emptied by it, an empty emotional list, and P + R = 0 exactly.
+PRED2 = {
+    "t1": {"visual": ["a"], "auditory": ["the text a", "c"], "emotional": []},
+    "t2": {"visual": ["b"], "auditory": ["the text b"], "emotional": ["a"]},
+}
+REF2 = {
+    "t1": {"visual": ["a"], "auditory": ["a", "b"], "emotional": ["a"]},
+    "t2": {"visual": ["a"], "auditory": ["b"], "emotional": ["a", "b"]},
+}
+EXPECTED2 = {
+    # t1: a vs a -> 1, 1;  t2: b vs a, cosine 0 -> P = R = 0, P + R = 0 -> F1 0
+    "visual": {"precision": 0.5, "recall": 0.5, "f1": 0.5, "n": 2},
+    # t1: "the text a" dropped, c vs [a, b] -> R (.6 + .8) / 2 = .7, P .8 (with it kept R would be .9);
+    # t2: the only predicted cue is dropped -> an empty prediction, 0 and counted
+    "auditory": {"precision": 0.4, "recall": 0.35, "f1": F_7_8 / 2, "n": 2},
+    # t1: an empty list (the key is there) against a non-empty reference -> 0;  t2: a vs [a, b] -> R .5, P 1
+    "emotional": {"precision": 0.5, "recall": 0.25, "f1": (2 / 3) / 2, "n": 2},
+}
+
+
+def test_prediction_side_text_filter_and_zero_similarity():
+    enc = VectorEncoder(VECTORS)
+    res = emocue360(PRED2, REF2, enc, per_sample=True)
+    _check(res, EXPECTED2)
+    assert res["per_sample"]["visual"]["t2"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0}
+    assert res["per_sample"]["auditory"]["t2"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0}
+    assert res["auditory"]["dropped_text_cues_pred"] == 2 and res["auditory"]["dropped_text_cues_ref"] == 0
+    assert res["auditory"]["empty_pred"] == 1 and res["emotional"]["empty_pred"] == 1
+    assert res["emotional"]["missing_key"] == 0
+    assert not {"the text a", "the text b"} & {c for call in enc.calls for c in call}  # dropped before encoding
+    _check(emocue360_per_sample_reference(PRED2, REF2, VectorEncoder(VECTORS)), EXPECTED2)
+    metric = EmoCue360(encoder=VectorEncoder(VECTORS))
+    for name in PRED2:
+        metric.update({name: PRED2[name]}, REF2)
+    out = metric.compute()
+    for m, exp in EXPECTED2.items():
+        for k in ("precision", "recall", "f1"):
+            assert out[f"{m}_{k}"].item() == pytest.approx(exp[k], abs=1e-6), (m, k)
+        assert out[f"{m}_n"].item() == exp["n"]
+    assert out["auditory_empty_pred"].item() == 1
+
+
 def test_each_distinct_cue_is_encoded_once_in_batches():
     enc = VectorEncoder(VECTORS)
     emocue360(PRED, REF, enc, batch_size=4)
@@ -219,12 +261,18 @@ def test_minilm_batched_agrees_with_per_sample_on_random_sets(minilm):
     try:
         ours = emocue360(pred, ref, minilm)
         base = emocue360_per_sample_reference(pred, ref, minilm)
+        metric = EmoCue360(encoder=minilm, batch_size=16)  # the torchmetrics Metric, fed in three batches
+        names = list(pred)
+        for start in range(0, len(names), 6):
+            metric.update({n: pred[n] for n in names[start:start + 6]}, ref)
+        out = metric.compute()
     finally:
         torch.set_num_threads(threads)
     for m in ("visual", "auditory", "emotional"):
-        assert ours[m]["n"] == base[m]["n"] > 0
+        assert ours[m]["n"] == base[m]["n"] == out[f"{m}_n"].item() > 0
         for k in ("precision", "recall", "f1"):
             assert abs(ours[m][k] - base[m][k]) < 1e-6, (m, k)
+            assert abs(out[f"{m}_{k}"].item() - base[m][k]) < 1e-6, (m, k)
 
 
 def test_cli_score_emocue360_json(tmp_path, capsys):

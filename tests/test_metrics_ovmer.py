@@ -88,6 +88,27 @@ def test_ovmer_without_synonyms_and_missing_prediction():
     assert res["missing_pred"] == 1
 
 
+def test_ovmer_empty_prediction_rule_comes_before_the_empty_reference():
+    """As in MER2024's loop: an empty prediction scores 0, 0 and is counted even when the reference is empty;
+    only an empty reference with a non-empty prediction (recall 0/0) is skipped."""
+    ref = {"a": "[]", "b": "[]", "c": "['sad']", "d": "['Happy', 'glad']"}
+    pred = {"a": "[]", "b": "['calm']", "d": "['joyful', 'sad']"}
+    syn = {"d": "[['happy', 'joyful', 'glad']]"}
+    res = ovmer(pred, ref, syn, per_sample=True)
+    # a: G={} Q={} -> 0, 0 counted;  b: G={} Q={calm} -> skipped;  c: no prediction -> 0, 0;
+    # d: G={happy} Q={happy, sad} -> P 1/2, R 1
+    assert res["n"] == 3 and res["skipped_empty_ref"] == 1 and res["missing_pred"] == 1
+    assert res["per_sample"]["a"] == {"precision": 0.0, "recall": 0.0} and "b" not in res["per_sample"]
+    assert res["precision"] == pytest.approx(0.5 / 3) and res["recall"] == pytest.approx(1 / 3)
+    assert res["avg"] == pytest.approx((0.5 / 3 + 1 / 3) / 2)
+    metric = OVMER()
+    names = ["a", "b", "c", "d"]
+    metric.update([pred.get(n, "[]") for n in names], [ref[n] for n in names], [syn.get(n, "[]") for n in names])
+    out = metric.compute()
+    assert out["n"].item() == 3 and metric.skipped.item() == 1
+    assert out["precision"].item() == pytest.approx(0.5 / 3) and out["recall"].item() == pytest.approx(1 / 3)
+
+
 def test_cli_score_ovmer(published, capsys):
     from xemogpt.cli import main
 

@@ -124,6 +124,6 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    counts = {m: sum(len(c[m]) for c in result.values()) for m in ("visual", "auditory", "emotional")}
+    counts = {m: sum(len(c.get(m, [])) for c in result.values()) for m in ("visual", "auditory", "emotional")}
     print(f"wrote {out}: {len(result)} samples, cues " + ", ".join(f"{m} {n}" for m, n in counts.items()))
     return 0

@@ -23,19 +23,27 @@ def empty_cues() -> Cues:
     return {m: [] for m in MODALITIES}
 
 
-def normalize_cues(obj: Any, where: str = "cues") -> Cues:
+def normalize_cues(obj: Any, where: str = "cues", keep_missing: bool = False) -> Cues:
     """Coerce ``{"Visual": [...], "audio": "one cue", ...}`` into ``{"visual": [...], "auditory": [...],
-    "emotional": [...]}`` with lists of non-empty strings; unknown keys are ignored, missing ones become ``[]``."""
+    "emotional": [...]}`` with lists of non-empty strings; unknown keys are ignored, missing ones become ``[]``.
+
+    With ``keep_missing`` a modality the object does not name stays absent (in modality order), so that
+    EmoCue-360's rule for a prediction without an ``emotional`` key (0, counted) applies as it does to the
+    published LLM-extracted files."""
     if not isinstance(obj, Mapping):
         raise ValueError(f"{where}: expected a JSON object with visual/auditory/emotional lists, got "
                          f"{type(obj).__name__}")
     out = empty_cues()
+    seen: set[str] = set()
     for key, value in obj.items():
         m = _KEY_ALIASES.get(str(key).strip().lower())
         if m is None:
             continue
+        seen.add(m)
         items = [value] if isinstance(value, str) else list(value or []) if isinstance(value, (list, tuple)) else []
         out[m].extend(str(v).strip() for v in items if isinstance(v, (str, int, float)) and str(v).strip())
+    if keep_missing:
+        return {m: v for m, v in out.items() if m in seen}
     return out
 
 

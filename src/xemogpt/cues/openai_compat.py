@@ -4,7 +4,8 @@ The paper extracted cues with a hosted chat LLM in JSON mode; this does the same
 (``urllib``): one ``POST {base}/chat/completions`` per distinct description with ``response_format:
 {"type": "json_object"}``, retries with exponential backoff on network errors, 408/409/429/5xx and unparsable
 replies, and a disk cache of one JSON file per ``sha256(model, prompt, text)`` so that re-running an evaluation
-costs nothing.
+costs nothing. Like the published extraction (which stores the model's JSON as it is), a modality the reply
+leaves out stays absent from the result, so EmoCue-360 scores a missing ``emotional`` key as 0 and counts it.
 
 Settings come from the arguments (a recipe) or the environment: ``XEMOGPT_LLM_URL`` or ``OPENAI_BASE_URL`` (the
 base URL, e.g. ``http://localhost:8000/v1``), ``XEMOGPT_LLM_MODEL``, ``OPENAI_API_KEY`` (optional for local
@@ -126,7 +127,7 @@ class OpenAICueExtractor(CueExtractor):
             return None
         path = self._cache_path(text)
         try:
-            return normalize_cues(json.loads(path.read_text(encoding="utf-8"))["cues"], str(path))
+            return normalize_cues(json.loads(path.read_text(encoding="utf-8"))["cues"], str(path), keep_missing=True)
         except (OSError, ValueError, KeyError, TypeError):
             return None  # absent or damaged: ask again
 
@@ -167,7 +168,7 @@ class OpenAICueExtractor(CueExtractor):
             try:
                 reply = self._post(text)
                 content = reply["choices"][0]["message"]["content"]
-                return normalize_cues(_parse_json_content(content), f"reply of {self.endpoint}")
+                return normalize_cues(_parse_json_content(content), f"reply of {self.endpoint}", keep_missing=True)
             except urllib.error.HTTPError as err:
                 if err.code not in _RETRY_STATUS:
                     detail = err.read().decode("utf-8", "replace")[:300]

@@ -7,7 +7,13 @@ Metrics (all written to ``metrics.json`` and ``report.md``):
 - ``cues_reproduced``: per modality, the fraction of reference cue ids (synthetic data carries canonical ids) that
   the generated description states, and ``cue_precision``, the fraction of stated cues that are in the reference;
 - ``emocue360``: EmoCue-360 P/R/F1 per modality (predicted cues from the chosen cue extractor, reference cues from
-  the manifest).
+  the manifest);
+- ``discrete``: discrete ``accuracy``, ``weighted_f1``, ``uar`` and ``war`` (torchmetrics, through
+  :func:`xemogpt.metrics.discrete.discrete_scores`) of the concluded emotion against the label, over the labelled
+  samples (a description that names no emotion counts as wrong);
+- ``ovmer``: OV-MER ``precision`` / ``recall`` / ``avg`` of the open-vocabulary label set the description names
+  (every label of the evaluation vocabulary it mentions, in any word form the emotion table knows, leaving out
+  sentences about what is said unless nothing else names one) against the samples' ``labels``, no synonym groups.
 
 Baselines beside the model: ``majority`` (every sample gets a typical training description of the most frequent
 training emotion) and ``shuffled`` (the model's own predictions shuffled across samples).
@@ -17,7 +23,9 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +84,63 @@ def cue_reproduction(samples: list[EmoCueSample], texts: list[str]) -> dict[str,
     return out
 
 
+# Sentences about the wording ("the words sound neutral") name a polarity of what is said, not a felt state.
+_ABOUT_WORDS = re.compile(r"\b(?:words?|wording|what is said|subtitles?|says?|said)\b")
+
+
+def labels_from_text(text: str, vocabulary: tuple[str, ...]) -> list[str]:
+    """The open-vocabulary label set a description names: every ``vocabulary`` label it mentions (sorted).
+
+    Word forms of the built-in emotions ("sadness", "furious") map to their label; any other label matches as
+    written (case-insensitive, whole words). Sentences about what is said are used only when no other sentence
+    names a label, as in :func:`xemogpt.data.synth.cues.emotion_from_text`.
+    """
+    from xemogpt.data.synth.cues import EMOTION_WORDS, split_sentences
+
+    vocab = {v.lower().strip() for v in vocabulary if v and v.strip()}
+    table = {w.lower(): e for e, words in EMOTION_WORDS.items() if e in vocab for w in words}
+    for v in vocab:
+        table.setdefault(v, v)
+    if not table:
+        return []
+    pattern = re.compile(r"\b(" + "|".join(sorted(map(re.escape, table), key=len, reverse=True)) + r")\b")
+    sentences = split_sentences((text or "").lower())
+    for about_words_ok in (False, True):
+        found = {table[m.group(1)] for s in sentences if about_words_ok or not _ABOUT_WORDS.search(s)
+                 for m in pattern.finditer(s)}
+        if found:
+            return sorted(found)
+    return []
+
+
+def discrete_emotion_scores(samples: list[EmoCueSample], texts: list[str],
+                            vocab: tuple[str, ...] | None = None) -> dict[str, Any] | None:
+    """Accuracy, weighted F1, UAR and WAR of the concluded emotion over the labelled samples (None: no label)."""
+    from xemogpt.data.synth.cues import emotion_from_text
+    from xemogpt.metrics.discrete import discrete_scores
+
+    vocab = vocab if vocab is not None else emotion_vocabulary(samples)
+    labelled = [(s, t) for s, t in zip(samples, texts) if s.emotion]
+    if not labelled:
+        return None
+    preds = [emotion_from_text(t, vocab) or "" for _, t in labelled]  # "" is outside the classes: wrong
+    res = discrete_scores(preds, [s.emotion for s, _ in labelled], labels=list(vocab))
+    return {k: res[k] for k in ("accuracy", "weighted_f1", "uar", "war", "n")}
+
+
+def ovmer_scores(samples: list[EmoCueSample], texts: list[str]) -> dict[str, Any] | None:
+    """OV-MER of the labels each text names against the samples' open-vocabulary ``labels`` (None: no labels)."""
+    from xemogpt.metrics.ovmer import ovmer
+
+    if not any(s.labels for s in samples):
+        return None
+    vocab = tuple(sorted({lab.lower().strip() for s in samples for lab in s.labels} | set(emotion_vocabulary(samples))))
+    ref = {s.id: list(s.labels) for s in samples}
+    pred = {s.id: labels_from_text(t, vocab) for s, t in zip(samples, texts)}
+    res = ovmer(pred, ref)
+    return {k: res[k] for k in ("precision", "recall", "avg", "n")}
+
+
 def score_texts(samples: list[EmoCueSample], texts: list[str], extractor, encoder=None,
                 pred_cues: list[dict[str, list[str]]] | None = None) -> dict[str, Any]:
     """Every metric of ``texts`` (one generated description per sample) against the samples' annotations."""
@@ -89,12 +154,19 @@ def score_texts(samples: list[EmoCueSample], texts: list[str], extractor, encode
     pred = {s.id: c for s, c in zip(samples, pred_cues)}
     ref = {s.id: {m: list(s.cues.get(m, [])) for m in MODALITIES} for s in samples}
     ec = emocue360(pred, ref, encoder=encoder)
-    return {
+    out: dict[str, Any] = {
         "emotion_accuracy": acc,
         "cues": cue_reproduction(samples, texts),
         "emocue360": {m: {k: ec[m][k] for k in ("precision", "recall", "f1", "n")} for m in MODALITIES},
         "n": len(samples),
     }
+    emotion = discrete_emotion_scores(samples, texts, vocab)
+    if emotion is not None:
+        out["discrete"] = emotion
+    ov = ovmer_scores(samples, texts)
+    if ov is not None:
+        out["ovmer"] = ov
+    return out
 
 
 def majority_texts(train: list[EmoCueSample], n: int) -> list[str]:
@@ -119,10 +191,21 @@ def shuffled(texts: list[str], seed: int = 0) -> list[str]:
     return out
 
 
-def evaluate_model(model, dm, out_dir: str | Path, split: str = "test", extractor: str = "offline",
+def build_extractor(extractor: Any) -> tuple[Any, str]:
+    """(extractor, name for the report) from a registry name (``"offline"``), a recipe mapping
+    (``{"name": "openai", "model": ...}``) or a ready extractor object."""
+    from xemogpt import registry
+
+    if isinstance(extractor, str):
+        return registry.build("cue_extractor", extractor, "eval.extractor"), extractor
+    if isinstance(extractor, Mapping):
+        return registry.build("cue_extractor", dict(extractor), "eval.extractor"), str(extractor.get("name", "?"))
+    return extractor, type(extractor).__name__
+
+
+def evaluate_model(model, dm, out_dir: str | Path, split: str = "test", extractor: Any = "offline",
                    batch_size: int = 32, baselines: bool = True, **gen: Any) -> dict[str, Any]:
     """Generate for ``split``, score everything, write predictions.jsonl, metrics.json and report.md."""
-    from xemogpt import registry
     from xemogpt.evaluation.report import write_report
 
     out_dir = Path(out_dir)
@@ -131,12 +214,13 @@ def evaluate_model(model, dm, out_dir: str | Path, split: str = "test", extracto
     by_id = {s.id: s for s in dm.samples}
     samples = [by_id[r["id"]] for r in records]
     texts = [r["prediction"] for r in records]
-    ext = registry.build("cue_extractor", extractor, "eval.extractor") if isinstance(extractor, str) else extractor
+    ext, ext_name = build_extractor(extractor)
     pred_cues = ext.extract(texts)
+    records = [{**r, "cues": c} for r, c in zip(records, pred_cues)]
     with open(out_dir / "predictions.jsonl", "w", encoding="utf-8") as f:
-        for r, c in zip(records, pred_cues):
-            f.write(json.dumps({**r, "cues": c}, ensure_ascii=False) + "\n")
-    results: dict[str, Any] = {"split": split, "extractor": extractor if isinstance(extractor, str) else type(ext).__name__,
+        for r in records:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    results: dict[str, Any] = {"split": split, "extractor": ext_name,
                                "model": score_texts(samples, texts, ext, pred_cues=pred_cues)}
     if baselines and samples:
         train = dm.split_samples("train")
@@ -144,5 +228,24 @@ def evaluate_model(model, dm, out_dir: str | Path, split: str = "test", extracto
         results["shuffled"] = score_texts(samples, shuffled(texts), ext)
     results["skipped"] = dm.skips.counts()
     (out_dir / "metrics.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
-    write_report(results, records, out_dir / "report.md")
+    write_report(results, _worked_examples(records, samples), out_dir / "report.md")
     return results
+
+
+def _worked_examples(records: list[dict[str, Any]], samples: list[EmoCueSample], k: int = 3) -> list[dict[str, Any]]:
+    """``records`` with the first ``k`` given their concluded emotion, reference cues and per-sample EmoCue-360
+    scores (the report's worked examples)."""
+    from xemogpt.data.synth.cues import emotion_from_text
+    from xemogpt.metrics.emocue360 import emocue360
+
+    head = records[:k]
+    if not head:
+        return []
+    vocab = emotion_vocabulary(samples)
+    by_id = {s.id: s for s in samples}
+    pred = {r["id"]: r["cues"] for r in head}
+    ref = {r["id"]: {m: list(by_id[r["id"]].cues.get(m, [])) for m in MODALITIES} for r in head}
+    per = emocue360(pred, ref, per_sample=True)["per_sample"]
+    worked = [{**r, "predicted_emotion": emotion_from_text(r["prediction"], vocab), "reference_cues": ref[r["id"]],
+               "emocue360": {m: per[m].get(r["id"]) for m in MODALITIES}} for r in head]
+    return worked + records[k:]

@@ -25,6 +25,12 @@ def metric_rows(results: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
     for m in ("visual", "auditory", "emotional"):
         for k in ("precision", "recall", "f1"):
             rows.append((f"EmoCue-360 {m} {k[0].upper()}", {s: fmt(results[s]["emocue360"][m][k]) for s in systems}))
+    if any(results[s].get("discrete") for s in systems):
+        for k, name in (("weighted_f1", "weighted F1"), ("uar", "UAR"), ("war", "WAR")):
+            rows.append((f"emotion {name}", {s: fmt((results[s].get("discrete") or {}).get(k)) for s in systems}))
+    if any(results[s].get("ovmer") for s in systems):
+        for k, name in (("precision", "P"), ("recall", "R"), ("avg", "avg")):
+            rows.append((f"OV-MER {name}", {s: fmt((results[s].get("ovmer") or {}).get(k)) for s in systems}))
     return rows
 
 
@@ -57,9 +63,26 @@ def write_report(results: dict[str, Any], records: list[dict[str, Any]], path: s
              "training description of the most frequent emotion; `shuffled` gives each sample another sample's "
              "prediction.", "", table(results, markdown=True), "", "## Worked examples", ""]
     for r in records[:examples]:
-        lines += [f"### {r['id']} (label: {r.get('emotion')})", "", f"*Subtitle:* {r.get('subtitle', '')}", "",
-                  f"*Reference:* {r['reference']}", "", f"*Generated:* {r['prediction']}", ""]
+        concluded = f", concluded: {r['predicted_emotion']}" if "predicted_emotion" in r else ""
+        lines += [f"### {r['id']} (label: {r.get('emotion')}{concluded})", "",
+                  f"*Subtitle:* {r.get('subtitle', '')}", "", f"*Reference:* {r['reference']}", "",
+                  f"*Generated:* {r['prediction']}", ""]
+        if r.get("cues"):
+            lines += ["| modality | extracted cues | reference cues | EmoCue-360 P / R / F1 |", "|---|---|---|---|"]
+            for m in ("visual", "auditory", "emotional"):
+                sc = (r.get("emocue360") or {}).get(m)
+                score = "skipped (no reference cue)" if sc is None else \
+                    f"{sc['precision']:.3f} / {sc['recall']:.3f} / {sc['f1']:.3f}"
+                got = "<br>".join(_cell(c) for c in r["cues"].get(m, [])) or "-"
+                want = "<br>".join(_cell(c) for c in (r.get("reference_cues") or {}).get(m, [])) or "-"
+                lines.append(f"| {m} | {got} | {want} | {score} |")
+            lines.append("")
     if results.get("skipped"):
         lines += ["## Skipped samples", "", ", ".join(f"{k}: {v}" for k, v in results["skipped"].items()), ""]
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
+
+
+def _cell(text: str) -> str:
+    """A cue as a Markdown table cell (pipes escaped, newlines flattened)."""
+    return str(text).replace("|", "\\|").replace("\n", " ")

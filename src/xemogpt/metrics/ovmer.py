@@ -10,9 +10,14 @@ averaged over samples; the published summary is ``avg = (precision + recall) / 2
 F-score ``2PR / (P + R)``; both are returned). Group words are used as written (the published files are already
 lower-case), labels are lower-cased and stripped.
 
+The empty-prediction rule comes first, as in the published loop: a sample whose (mapped) prediction is empty
+scores 0, 0 and is counted even when its reference is empty too.
+
 Decisions where the published script would crash, reported in the counts: reference samples are the ones scored;
-a reference without a prediction scores 0, 0 (``missing_pred``); a reference with no label is skipped
-(``skipped_empty_ref``); a sample without a synonym file uses its labels as they are (``no_synonyms``).
+a reference without a prediction scores 0, 0 (``missing_pred``); a sample with no reference label but a non-empty
+prediction is skipped (its recall would divide by zero; ``skipped_empty_ref``); a sample without a synonym file
+uses its labels as they are (``no_synonyms``; the published script would leave it out, but its synonym zip has a
+file for every reference sample, so the published numbers are the same).
 """
 
 from __future__ import annotations
@@ -46,7 +51,8 @@ def map_labels(labels: Any, mapping: Mapping[str, str], where: str = "labels") -
 
 
 def set_precision_recall(gt: set[str], pred: set[str]) -> tuple[float, float]:
-    """One sample's (precision, recall); an empty prediction scores (0, 0); ``gt`` must not be empty."""
+    """One sample's (precision, recall); an empty prediction scores (0, 0) whatever ``gt`` is; otherwise ``gt``
+    must not be empty."""
     if not pred:
         return 0.0, 0.0
     hit = len(gt & pred)
@@ -88,12 +94,12 @@ def ovmer(
                 no_syn += 1
         mapping = synonym_map(parse_groups(groups, f"synonyms of {name!r}") if groups else [])
         gt = map_labels(ref_labels, mapping, f"reference {name!r}")
-        if not gt:
+        q = map_labels(pred.get(name), mapping, f"prediction {name!r}")
+        if not gt and q:  # recall undefined (the published script raises ZeroDivisionError here)
             skipped += 1
             continue
         if name not in pred:
             missing += 1
-        q = map_labels(pred.get(name), mapping, f"prediction {name!r}")
         p, r = set_precision_recall(gt, q)
         precisions.append(p)
         recalls.append(r)
@@ -144,10 +150,11 @@ class OVMER(Metric):
         for i, (q, g) in enumerate(zip(preds, refs)):
             mapping = synonym_map(parse_groups(synonyms[i], f"synonyms[{i}]")) if synonyms is not None else {}
             gt = map_labels(g, mapping, f"refs[{i}]")
-            if not gt:
+            q_set = map_labels(q, mapping, f"preds[{i}]")
+            if not gt and q_set:  # recall undefined; an empty prediction scores 0, 0 and is counted
                 self.skipped += 1
                 continue
-            p, r = set_precision_recall(gt, map_labels(q, mapping, f"preds[{i}]"))
+            p, r = set_precision_recall(gt, q_set)
             self.precision_sum += p
             self.recall_sum += r
             self.n += 1
