@@ -156,3 +156,38 @@ def test_standalone_training_step_on_features():
     loss = bridge.training_step({"features": x, "mask": mask, "text_emb": text}, 0)
     assert loss.ndim == 0 and torch.isfinite(loss)
     assert isinstance(bridge.configure_optimizers(), torch.optim.AdamW)
+
+
+@pytest.mark.parametrize("ratio,expected", [(None, T // 2), (0.25, 2), (0.75, 6)])
+def test_masked_frame_ratio_from_the_recipe(ratio, expected):
+    """The masked-frame task hides round(mask_ratio * T) valid frames per clip (0.5 by default, as published)."""
+    extra = {} if ratio is None else {"mask_ratio": ratio}
+    vecb = build("video_bridge", "vecb", tasks=["masked_frame"], **extra)
+    assert vecb.hparams.mask_ratio == (0.5 if ratio is None else ratio)
+    with torch.no_grad():
+        vecb.mask_token.fill_(123.0)  # a value no real feature takes
+    seen = []
+    hook = vecb.in_proj.register_forward_hook(lambda m, inp, out: seen.append(inp[0].detach()))
+    x, _, text = learnable_batch()
+    vecb.task_losses(x, None, text)
+    masked = (seen[-1] == 123.0).all(-1)  # (B, T) frames replaced by the mask token
+    assert masked.sum(1).tolist() == [expected] * B
+    assert masked.float().mean(0).min() > 0  # the masked frames vary across clips, every position gets its turn
+    # padded clips: the ratio applies to their valid frames, padded frames are never chosen
+    _, mask, _ = learnable_batch()  # every third clip has T - 2 valid frames
+    vecb.task_losses(x, mask, text)
+    hook.remove()
+    masked = (seen[-1] == 123.0).all(-1)
+    frac = 0.5 if ratio is None else ratio
+    want = [max(1, round(frac * int(n))) for n in mask.sum(1)]
+    assert masked.sum(1).tolist() == want and not (masked & ~mask).any()
+
+
+def test_aecb_layer_count_and_width_follow_the_encoder_unless_set():
+    aecb = registry.build("audio_bridge", {"name": "aecb"}, "k", input_dim=1024, text_dim=768)
+    layer = aecb.stack.layers[0]
+    assert len(aecb.stack.layers) == 2 and aecb.output_dim == 1024
+    assert layer.self_attn.num_heads == 16 and layer.linear1.out_features == 4096  # HuBERT-large's layer shape
+    deep = registry.build("audio_bridge", {"name": "aecb", "layers": 4, "dim": 256}, "k", input_dim=1024,
+                          text_dim=768)
+    assert len(deep.stack.layers) == 4 and deep(torch.randn(2, 7, 1024)).shape == (2, 7, 256)

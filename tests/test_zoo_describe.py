@@ -92,3 +92,73 @@ def test_zoo_describe_cli_prints_table_and_json(capsys):
     desc = json.loads(capsys.readouterr().out)
     assert desc["recipe"] == "xemogpt-tiny" and desc["missing_weights"] == []
     assert desc["shapes"]["video_encoder"] == [1, 16, 128] and desc["shapes"]["audio_projector"][-1] == 128
+
+
+def test_train_cli_stops_at_once_listing_every_missing_folder():
+    """`xemogpt train --recipe recipes/xemogpt-paper.yaml` without the weights: one error naming each folder."""
+    import time
+    from pathlib import Path
+
+    folders = ["checkpoints/clip-vit-large-patch14", "checkpoints/chinese-hubert-large", "checkpoints/LaBSE",
+               "checkpoints/Qwen3-4B"]
+    if any(Path(f).exists() for f in folders):
+        pytest.skip("some of the paper's weights are present on this machine")
+    start = time.perf_counter()
+    with pytest.raises(MissingWeightsError) as e:
+        main(["train", "--recipe", PAPER, "--check"])
+    assert time.perf_counter() - start < 30  # nothing is built: recipe checks and file-system lookups only
+    msg = str(e.value)
+    for key, folder in (("model.video_encoder.path", folders[0]), ("model.audio_encoder.path", folders[1]),
+                        ("model.text_encoder.video.path", folders[0]), ("model.text_encoder.audio.path", folders[2]),
+                        ("model.llm_head.path", folders[3])):
+        line = next(ln for ln in msg.splitlines() if key + ":" in ln)
+        assert folder in line and "put " in line, line
+    assert "CLIPModel" in msg and "HuBERT" in msg and "sentence-transformers" in msg and "causal-LM" in msg
+    assert "checkpoints/README.md" in msg
+
+
+def test_describe_reads_architectures_from_the_folders_without_opening_weights(tmp_path):
+    """With weights folders present, describe takes each architecture from its folder's configs; the weight files
+    are never opened (here they are overwritten with garbage) and the counts equal those of the loaded model."""
+    from tests import test_zoo_fixtures as fx
+    from xemogpt import registry
+    from xemogpt.components_io import ComponentFileError
+    from xemogpt.models.xemogpt import XEmoGPT
+
+    clip, hubert = fx.make_clip_folder(tmp_path), fx.make_speech_folder(tmp_path, "hubert")
+    st, lm = fx.make_sentence_transformers_folder(tmp_path), fx.make_lm_folder(tmp_path, "qwen3")
+    model = {
+        "video_encoder": {"name": "hf-clip-vision", "path": str(clip)},
+        "audio_encoder": {"name": "hf-speech", "path": str(hubert)},
+        "text_encoder": {"name": "per-modality", "video": {"name": "clip-text", "path": str(clip)},
+                         "audio": {"name": "sentence-transformers", "path": str(st)}},
+        "video_bridge": {"name": "vecb", "num_frames": 4, "proj_dim": 16},
+        "audio_bridge": {"name": "aecb", "proj_dim": 16},
+        "video_projector": {"name": "linear"}, "audio_projector": {"name": "linear"},
+        "llm_head": {"name": "causal-lm", "path": str(lm), "train_mode": "lora",
+                     "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "k_proj", "v_proj"]}},
+    }
+    recipe = {"name": "tiny-folders", "model": model, "data": {"num_frames": 4, "max_seconds": 1.0},
+              "stages": [{"name": "instruct", "train": ["video_projector", "audio_projector", "llm_head"],
+                          "losses": ["lm"]}]}
+    loaded = XEmoGPT(model)
+    counts = {k: getattr(loaded, k).num_parameters() for k in loaded.component_names()}
+    lora = sum(p.numel() for n, p in loaded.llm_head.named_parameters() if "lora_" in n)
+    weights = [p for p in tmp_path.rglob("*") if p.suffix in (".safetensors", ".bin")]
+    assert len(weights) >= 4
+    for p in weights:
+        p.write_bytes(b"not a weights file")
+    with pytest.raises(ComponentFileError, match="model.video_encoder.path.*unreadable"):  # loading really fails now
+        registry.build("video_encoder", model["video_encoder"], "model.video_encoder")
+    desc = describe_model(recipe)
+    rows = {r["key"]: r for r in desc["components"]}
+    for key, n in counts.items():
+        assert rows[key]["params"] + rows[key]["adapter_params"] == n, key
+    assert rows["llm_head"]["adapter_params"] == lora
+    assert desc["totals"]["trainable"]["instruct"] == lora + counts["video_projector"] + counts["audio_projector"]
+    s = desc["shapes"]
+    assert s["frames"] == [1, 4, 3, 36, 36]  # the folder's preprocessor_config.json: shortest edge 36
+    assert s["video_encoder"] == s["video_bridge"] == [1, 4, 32] and s["video_projector"] == [1, 4, 32]
+    assert s["audio"] == [1, 16000] and s["audio_encoder"] == [1, 199, 32]  # 80 samples per token
+    assert s["llm_head"] == [1, 4 + 199 + 64, loaded.llm_head.output_dim]
+    assert desc["missing_weights"] == []

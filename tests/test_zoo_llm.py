@@ -93,3 +93,17 @@ def test_named_config_describes_an_absent_folder(tmp_path):
     assert h.hidden_size == 2560 and h.output_dim == 151936 and h.tokenizer is None
     assert lora == 36 * 512 * ((2560 + 4096) + 2 * (2560 + 1024))  # r * (in + out) for q, k, v in 36 layers
     assert abs((h.num_parameters() - lora) / 4.0e9 - 1) < 0.02
+
+
+def test_dtype_none_is_float32_whatever_the_folder_holds(tmp_path):
+    """A bf16 folder (as Qwen3-4B ships) loads as float32 with dtype null (and auto on a CPU), as bf16 with bf16."""
+    from transformers import AutoModelForCausalLM
+
+    folder = fx.make_lm_folder(tmp_path, "qwen3")
+    m = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.bfloat16)
+    m.save_pretrained(str(folder))
+    assert AutoModelForCausalLM.from_pretrained(str(folder)).dtype == torch.bfloat16  # transformers' own default
+    assert head(folder).model.dtype == torch.float32
+    assert head(folder, dtype="bf16").model.dtype == torch.bfloat16
+    if not torch.cuda.is_available():
+        assert head(folder, dtype="auto").model.dtype == torch.float32

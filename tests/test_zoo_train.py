@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
@@ -53,10 +55,18 @@ def tokenizer_json():
 
 
 def combos():
-    """Every video bridge, every projector and every LLM shape at least once (rotating partners)."""
-    n = max(len(VIDEO_BRIDGES), len(PROJECTORS), len(LLMS))
-    return [(VIDEO_BRIDGES[i % len(VIDEO_BRIDGES)], AUDIO_BRIDGES[(i + 1) % len(AUDIO_BRIDGES)],
-             PROJECTORS[i % len(PROJECTORS)], LLMS[i % len(LLMS)]) for i in range(n)]
+    """Every video bridge x every projector x every LLM shape; the audio bridge rotates so each is used too."""
+    out = []
+    for i, (vb, proj, llm) in enumerate(itertools.product(VIDEO_BRIDGES, PROJECTORS, LLMS)):
+        out.append((vb, AUDIO_BRIDGES[i % len(AUDIO_BRIDGES)], proj, llm))
+    return out
+
+
+def test_the_mix_covers_the_whole_zoo():
+    cs = combos()
+    assert {(c[0], c[2], c[3]) for c in cs} == set(itertools.product(VIDEO_BRIDGES, PROJECTORS, LLMS))
+    assert {c[1] for c in cs} == set(AUDIO_BRIDGES)
+    assert {"vecb", "qformer", "none"} <= set(VIDEO_BRIDGES) and {"linear", "attention-fusion"} <= set(PROJECTORS)
 
 
 @pytest.mark.parametrize("combo", combos(), ids=lambda c: "-".join(c))
@@ -68,8 +78,11 @@ def test_mixed_recipe_trains_a_few_steps(combo, tokenizer_json):
     v, vmask = tokens["video"]
     n_video = 3 if "qformer" in (combo[0], combo[2]) else 4
     assert v.shape == (4, n_video, model.llm_head.hidden_size) and vmask.shape == (4, n_video)
+    frozen = {k: t.clone() for name in ("video_encoder", "audio_encoder")
+              for k, t in getattr(model, name).state_dict(prefix=f"{name}.").items()}
     opt = torch.optim.AdamW(model.trainable_parameters(), lr=3e-3)
     losses = []
+    model.train()
     for _ in range(6):
         loss = model.compute_losses(batch)["lm"]
         opt.zero_grad()
@@ -77,9 +90,20 @@ def test_mixed_recipe_trains_a_few_steps(combo, tokenizer_json):
         opt.step()
         losses.append(float(loss.detach()))
     assert all(torch.isfinite(torch.tensor(losses))) and losses[-1] < losses[0], losses
-    # the encoders are frozen in this stage: untouched and in eval mode
-    assert all(p.grad is None for p in model.video_encoder.parameters())
+    # the encoders are frozen in this stage: no gradient, eval mode, weights and norm statistics untouched
+    assert all(p.grad is None and not p.requires_grad for p in model.video_encoder.parameters())
     assert not model.video_encoder.training and not model.audio_encoder.training
+    now = {k: t for name in ("video_encoder", "audio_encoder")
+           for k, t in getattr(model, name).state_dict(prefix=f"{name}.").items()}
+    assert all(torch.equal(now[k], t) for k, t in frozen.items())
+    # everything the stage trains got a gradient (a bridge or projector cut off from the loss would not)
+    trained = [n for n, p in model.named_parameters() if p.requires_grad]
+    for key in ("video_bridge", "video_projector", "llm_head"):
+        if key == "video_bridge" and combo[0] == "none":  # the identity bridge has nothing to train
+            assert model.video_bridge.num_parameters() == 0
+            continue
+        assert any(n.startswith(key + ".") for n in trained), key
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.video_projector.parameters())
     texts = model.generate(batch, max_new_tokens=3)
     assert len(texts) == 4
 

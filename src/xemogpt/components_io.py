@@ -215,6 +215,9 @@ def quiet_transformers() -> Iterator[None]:
 def build_hf_model(model_cls, source: Source, cfg, dtype: torch.dtype | None = None, key: str = ""):
     """``model_cls.from_pretrained(folder)`` when weights are wanted, else a fresh model from ``cfg``.
 
+    ``dtype`` None means float32, whatever dtype the folder was saved in (transformers 5 would otherwise load a
+    bf16 folder as bf16, even on a CPU).
+
     Loading a tower out of a composite folder (the vision tower of a CLIPModel) leaves the other tower's weights
     unused, which is expected; a weight of the tower itself missing from the folder is an error.
     """
@@ -222,10 +225,13 @@ def build_hf_model(model_cls, source: Source, cfg, dtype: torch.dtype | None = N
         try:
             with quiet_transformers():
                 model, info = model_cls.from_pretrained(str(source.folder), config=cfg, local_files_only=True,
-                                                        dtype=dtype, output_loading_info=True)
+                                                        dtype=dtype or torch.float32, output_loading_info=True)
         except (OSError, ValueError) as e:
             raise MissingWeightsError(f"{key}.path: could not load weights from {str(source.folder)!r} "
                                       f"({type(e).__name__}: {e})") from e
+        except Exception as e:  # a truncated or corrupt weight file (safetensors raises its own error type)
+            raise ComponentFileError(f"{key}.path: the weights in {str(source.folder)!r} are unreadable "
+                                     f"({type(e).__name__}: {e}); download them again") from e
         missing = sorted(info.get("missing_keys") or [])
         mismatched = list(info.get("mismatched_keys") or [])
         if missing or mismatched:

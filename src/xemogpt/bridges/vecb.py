@@ -24,7 +24,8 @@ class VECB(Component):
       ``proj_dim``, aligned with symmetric InfoNCE;
     - ``temporal_order``: a small MLP tells real frame order from a shuffled one (half of each batch shuffled): it
       scores every pair of neighbouring output frames and averages the scores over the clip;
-    - ``masked_frame``: ``mask_ratio`` of the input frames replaced by a learned token and reconstructed linearly.
+    - ``masked_frame``: ``mask_ratio`` of each clip's valid input frames (rounded, at least one) replaced by a
+      learned token and reconstructed linearly from the output at those frames.
 
     Args:
         input_dim: encoder width (wired in by the model).
@@ -109,11 +110,12 @@ class VECB(Component):
             losses["temporal_order"] = w.get("temporal_order", 1.0) * F.binary_cross_entropy_with_logits(logit, label)
         if "masked_frame" in self.tasks:
             b, t = x.shape[:2]
-            n_mask = max(1, round(self.hparams.mask_ratio * t))
-            m = torch.zeros(b, t, dtype=torch.bool, device=x.device)
-            m.scatter_(1, torch.rand(b, t, device=x.device).argsort(1)[:, :n_mask], True)
-            if mask is not None:
-                m &= mask
+            # mask_ratio of each clip's *valid* frames (at least one), chosen uniformly among them
+            valid = torch.ones(b, t, dtype=torch.bool, device=x.device) if mask is None else mask
+            n_valid = valid.sum(1)
+            n_mask = torch.round(self.hparams.mask_ratio * n_valid.float()).long().clamp(min=1).minimum(n_valid)
+            score = torch.rand(b, t, device=x.device).masked_fill(~valid, 2.0)
+            m = score.argsort(1).argsort(1) < n_mask[:, None]  # the n_mask lowest-scoring (valid) frames
             # The encoder gets no gradient from this task: with a trainable encoder, reconstructing its own output
             # has a trivial solution (constant features) that would erase the cues the other tasks need.
             xd = x.detach()

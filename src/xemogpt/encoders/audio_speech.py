@@ -117,6 +117,16 @@ class HFSpeechEncoder(Component):
         return {"path": None, "arch": None, "config": hf_config_dict(self.model.config), "normalize": self.normalize}
 
 
+def layer_norm_extractor(model: torch.nn.Module) -> bool:
+    """Whether a torchaudio Wav2Vec2Model's conv feature extractor uses layer norm (``extractor_mode="layer_norm"``).
+
+    torchaudio's bundles normalise the waveform for exactly these models (HuBERT/WavLM large, wav2vec2 LV-60k and
+    XLS-R) and not for the group-norm ones (base models, wav2vec2_large), as Hugging Face's ``do_normalize`` does.
+    """
+    first = model.feature_extractor.conv_layers[0]
+    return isinstance(getattr(first, "layer_norm", None), torch.nn.LayerNorm)
+
+
 @register("audio_encoder", "torchaudio-speech")
 class TorchaudioSpeechEncoder(Component):
     """Frozen torchaudio Wav2Vec2Model (HuBERT, wav2vec2, WavLM builders) with weights from a local state dict.
@@ -130,7 +140,9 @@ class TorchaudioSpeechEncoder(Component):
         checkpoint: a local state-dict file of that model (a HuBERTPretrainModel's ``wav2vec2.`` prefix is handled).
         builder_args: keyword arguments of the builder. layer: number of transformer layers to run and output
             (None: the full model with its final norm). normalize: layer-normalise the waveform (None: as
-            torchaudio's bundles do -- large/xlarge/xlsr models yes, base no). freeze: frozen (default).
+            torchaudio's bundles do, which is exactly when the model has a layer-norm feature extractor:
+            hubert_large/xlarge, wav2vec2_large_lv60k, xlsr, wavlm_large yes; base models and wav2vec2_large no).
+            freeze: frozen (default).
     """
 
     weight_args = {"checkpoint": TORCHAUDIO_FILE}
@@ -156,7 +168,7 @@ class TorchaudioSpeechEncoder(Component):
                 state = {k[len("wav2vec2."):]: v for k, v in state.items() if k.startswith("wav2vec2.")}
             load_into(self.model, state, f"{key}.checkpoint {checkpoint}", ignore_prefixes=("aux.",))
         self.model.aux = None  # features, never ASR logits
-        self.normalize = any(s in builder for s in ("large", "xlarge", "xlsr")) if normalize is None else normalize
+        self.normalize = layer_norm_extractor(self.model) if normalize is None else bool(normalize)
         self.output_dim = int(self.model.encoder.feature_projection.projection.out_features)
         self.layer = layer
         if freeze:

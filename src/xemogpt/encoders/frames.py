@@ -46,8 +46,15 @@ class FrameEncoder(Component):
         raise NotImplementedError
 
     def preprocess_config(self) -> dict[str, Any]:
-        """How the data pipeline should decode frames (``image_size``) and what the encoder applies afterwards."""
-        return {"image_size": self.image_preprocess.image_size, **self.image_preprocess.to_dict()}
+        """How the data pipeline should decode frames and what the encoder applies afterwards.
+
+        ``image_size``: the side to decode at; ``decode_crop``: decode with a short-side scale and centre crop (True,
+        for ``resize_mode: shortest``) or squash to the square (False, for ``squash``/``longest`` models, whose
+        resize does not keep a centre crop); the rest is :meth:`ImagePreprocess.to_dict`.
+        """
+        pre = self.image_preprocess
+        return {"image_size": pre.image_size, "decode_crop": pre.resize_mode == "shortest" and pre.crop is not None,
+                **pre.to_dict()}
 
     def token_mask(self, frame_mask: torch.Tensor) -> torch.Tensor:
         """Frame mask (B, T) -> token mask (B, T * tokens_per_frame): every token of a valid frame is valid."""

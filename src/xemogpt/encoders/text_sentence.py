@@ -81,6 +81,8 @@ class SentenceTransformerEncoder(Component):
             raise ValueError("this sentence-transformers encoder was built for description only (no weights)")
         todo = [t for t in dict.fromkeys(texts) if t not in self._cache]
         if todo:
+            if self._model.device != self.device:  # kept outside the module tree, so `.to()` does not reach it
+                self._model.to(self.device)
             emb = self._model.encode(todo, batch_size=self.hparams.batch_size, convert_to_tensor=True,
                                      normalize_embeddings=True, show_progress_bar=False).float().cpu()
             if not self.hparams.cache:

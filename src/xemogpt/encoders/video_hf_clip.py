@@ -32,7 +32,9 @@ class HFClipVisionEncoder(FrameEncoder):
         config: vision-config fields overriding the folder's / arch's (tiny test towers, ``image_size``...).
         preprocess: overrides of the resolved preprocessing (``resize``, ``crop``, ``mean``, ``std``...).
         tokens: ``cls`` or ``patch``. layer: hidden-state index to read (None: the final output; -2 is the
-            penultimate layer LLaVA uses). freeze: frozen (default). dtype: weights dtype (bf16/fp16 on GPU).
+            penultimate layer LLaVA uses); a ``cls`` token still gets the tower's post-LayerNorm (so ``layer: -1``
+            equals the default), patch tokens are the raw hidden states. freeze: frozen (default).
+        dtype: weights dtype (bf16/fp16 on GPU).
         chunk_size: frames per forward pass (bounds activation memory).
     """
 
@@ -65,7 +67,11 @@ class HFClipVisionEncoder(FrameEncoder):
         want_hidden = self.layer is not None
         out = self.model(pixel_values=x, output_hidden_states=want_hidden)
         if self.tokens == "cls":
-            return out.pooler_output if not want_hidden else out.hidden_states[self.layer][:, 0]
+            if not want_hidden:
+                return out.pooler_output
+            # the tower's own final LayerNorm on the [CLS] token of the chosen layer, as pooler_output has it
+            tower = getattr(self.model, "vision_model", self.model)  # transformers 4 nests the tower, 5 does not
+            return tower.post_layernorm(out.hidden_states[self.layer][:, 0])
         h = out.last_hidden_state if not want_hidden else out.hidden_states[self.layer]
         return h[:, 1:]
 

@@ -44,11 +44,18 @@ class OpenClipVideoEncoder(FrameEncoder):
     (D = embed_dim, or the tower width with ``project: false``); ``tokens: patch`` (ViT towers): (B, T * N, width),
     the N post-LayerNorm patch tokens of each frame. Preprocessing comes from the model's ``preprocess_cfg``.
 
+    open_clip keeps what a set of weights was trained with (mean/std, resize mode, QuickGELU) in its pretrained
+    registry, keyed by model name and tag, and applies none of it when the weights come from a local file: name the
+    tag the file was downloaded as (``pretrained_tag: laion2b_s32b_b82k``) and the encoder takes its preprocessing and
+    activation from there (read from open_clip's registry; nothing is downloaded).
+
     Args:
         model: an open_clip model config name (``ViT-L-14``, ``ViT-B-16``, ``RN50`` ...; ``open_clip.list_models()``).
         checkpoint: a local weights file of the whole CLIP model (nothing is downloaded).
         config: model-config fields (``embed_dim``, ``vision_cfg``, ``text_cfg``) merged over ``model``'s, or a whole
             config when ``model`` is null (tiny test models).
+        pretrained_tag: the open_clip pretrained tag of ``checkpoint`` (``openai``, ``laion2b_s32b_b82k`` ...;
+            ``open_clip.list_pretrained_tags_by_model(model)``), for its preprocessing and QuickGELU setting.
         project: apply the image projection to the pooled token (ViT towers; default true).
         tokens, freeze, preprocess, chunk_size: as for ``hf-clip-vision``.
     """
@@ -56,8 +63,9 @@ class OpenClipVideoEncoder(FrameEncoder):
     weight_args = {"checkpoint": OPEN_CLIP_FILE}
 
     def __init__(self, model: str | None = "ViT-L-14", checkpoint: str | None = None,
-                 config: dict[str, Any] | None = None, project: bool = True, tokens: str = "cls",
-                 preprocess: dict[str, Any] | None = None, freeze: bool = True, chunk_size: int = 64) -> None:
+                 config: dict[str, Any] | None = None, pretrained_tag: str | None = None, project: bool = True,
+                 tokens: str = "cls", preprocess: dict[str, Any] | None = None, freeze: bool = True,
+                 chunk_size: int = 64) -> None:
         super().__init__(tokens, chunk_size)
         self.save_hyperparameters()
         import open_clip
@@ -72,9 +80,19 @@ class OpenClipVideoEncoder(FrameEncoder):
                                  f"config in {key}.config to use another architecture")
         if base is None and not config:
             raise ValueError(f"{key}: give an open_clip model name or a model config")
+        tag_cfg: dict[str, Any] = {}
+        if pretrained_tag is not None:
+            tag_cfg = open_clip.get_pretrained_cfg(model, pretrained_tag) if model is not None else {}
+            if not tag_cfg:
+                tags = open_clip.list_pretrained_tags_by_model(model) if model is not None else []
+                raise ValueError(f"{key}.pretrained_tag: open_clip has no pretrained tag {pretrained_tag!r} for "
+                                 f"model {model!r}; its tags: {tags or '(none)'}")
         cfg = configs.merge(base or {}, config)
+        if tag_cfg.get("quick_gelu") and not cfg.get("quick_gelu"):
+            cfg["quick_gelu"] = True  # these weights were trained with QuickGELU (OpenAI's, for one)
+        tag_preprocess = {k: tag_cfg[k] for k in ("mean", "std", "interpolation", "resize_mode") if k in tag_cfg}
         self._model_config = cfg
-        name = model if (model is not None and not config) else register_open_clip_config(cfg)
+        name = model if (model is not None and not config and cfg == base) else register_open_clip_config(cfg)
         load = checkpoint is not None and not is_architecture_only()
         if load and not Path(checkpoint).is_file():
             raise MissingWeightsError(f"{key}.checkpoint: file {checkpoint!r} does not exist; put "
@@ -85,6 +103,7 @@ class OpenClipVideoEncoder(FrameEncoder):
         try:
             clip = open_clip.create_model(name, pretrained=checkpoint if load else None, load_weights=load,
                                           pretrained_text=False, pretrained_image=False, weights_only=True,
+                                          force_preprocess_cfg=tag_preprocess or None,
                                           device=torch.get_default_device())
         finally:
             logging.disable(previous)
@@ -115,5 +134,5 @@ class OpenClipVideoEncoder(FrameEncoder):
         return out
 
     def portable_spec(self, folder: Path) -> dict[str, Any]:
-        return {"model": None, "checkpoint": None, "config": self._model_config,
+        return {"model": None, "checkpoint": None, "pretrained_tag": None, "config": self._model_config,
                 "preprocess": self.image_preprocess.to_dict()}

@@ -16,6 +16,21 @@ TIMM_FILE = WeightArg("file", "a timm state dict for `model` (.safetensors, or .
                               "weights_only=True)")
 
 
+def timm_checkpoint_filter(net: torch.nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Pass a state dict through the model family's own ``checkpoint_filter_fn``, as timm does when it loads
+    pretrained weights: it converts other layouts (OpenAI CLIP, DINOv2, open_clip trunks ...) and resamples position
+    and patch embeddings to a model built at another size. Families without a filter get the state dict unchanged."""
+    import sys
+
+    filter_fn = getattr(sys.modules.get(type(net).__module__), "checkpoint_filter_fn", None)
+    if filter_fn is None:
+        return state
+    try:
+        return filter_fn(state, net)
+    except TypeError:  # older filters take the state dict only
+        return filter_fn(state)
+
+
 @register("video_encoder", "timm")
 class TimmVideoEncoder(FrameEncoder):
     """Frozen timm backbone, per frame.
@@ -23,11 +38,13 @@ class TimmVideoEncoder(FrameEncoder):
     frames (B, T, 3, H, W) uint8 or float in [0, 1] -> ``tokens: cls``: (B, T, D), the model's pooled pre-logits
     feature (the [CLS] token for ViTs, global average for CNNs); ``tokens: patch``: (B, T * N, D), the spatial
     tokens of the final feature map (prefix tokens dropped; a CNN's H x W map flattened). Preprocessing (input size,
-    crop_pct, interpolation, mean, std) comes from the model's pretrained config via ``resolve_data_config``.
+    crop_pct, crop_mode, interpolation, mean, std) comes from the model's pretrained config via
+    ``resolve_data_config``.
 
     Args:
         model: a timm model name (``vit_large_patch14_clip_224``, ``convnext_tiny``, ``resnet50`` ...).
-        checkpoint: a local state-dict file (nothing is downloaded); its classifier weights are ignored.
+        checkpoint: a local state-dict file (nothing is downloaded), passed through the model's own checkpoint
+            filter as timm's pretrained loading does; its classifier weights are ignored, every other weight must fit.
         model_args: keyword arguments for ``timm.create_model`` (``img_size``, ``embed_dim``, ``depth`` ...).
         tokens, freeze, preprocess, chunk_size: as for ``hf-clip-vision``.
     """
@@ -54,6 +71,7 @@ class TimmVideoEncoder(FrameEncoder):
                 raise MissingWeightsError(f"{key}.checkpoint: file {checkpoint!r} does not exist; put {TIMM_FILE.what} "
                                           "there (see checkpoints/README.md)")
             state = load_state_file(checkpoint, f"{key}.checkpoint")
+            state = timm_checkpoint_filter(net, state)
             head = net.pretrained_cfg.get("classifier") or "head"
             heads = tuple(h + "." for h in ([head] if isinstance(head, str) else head))
             load_into(net, state, f"{key}.checkpoint {checkpoint}", ignore_prefixes=heads)
