@@ -94,7 +94,7 @@ def test_zoo_describe_cli_prints_table_and_json(capsys):
     assert desc["shapes"]["video_encoder"] == [1, 16, 128] and desc["shapes"]["audio_projector"][-1] == 128
 
 
-def test_train_cli_stops_at_once_listing_every_missing_folder():
+def test_train_cli_stops_at_once_listing_every_missing_folder(capsys):
     """`xemogpt train --recipe recipes/xemogpt-paper.yaml` without the weights: one error naming each folder."""
     import time
     from pathlib import Path
@@ -104,10 +104,10 @@ def test_train_cli_stops_at_once_listing_every_missing_folder():
     if any(Path(f).exists() for f in folders):
         pytest.skip("some of the paper's weights are present on this machine")
     start = time.perf_counter()
-    with pytest.raises(MissingWeightsError) as e:
-        main(["train", "--recipe", PAPER, "--check"])
+    assert main(["train", "--recipe", PAPER, "--check"]) == 2  # a message, not a traceback
     assert time.perf_counter() - start < 30  # nothing is built: recipe checks and file-system lookups only
-    msg = str(e.value)
+    msg = capsys.readouterr().err
+    assert msg.startswith("error: ") and "Traceback" not in msg
     for key, folder in (("model.video_encoder.path", folders[0]), ("model.audio_encoder.path", folders[1]),
                         ("model.text_encoder.video.path", folders[0]), ("model.text_encoder.audio.path", folders[2]),
                         ("model.llm_head.path", folders[3])):

@@ -9,8 +9,24 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """The project's own errors: each message already names the file, key or sample and says what to do, so the
+    command prints it without a traceback (set XEMOGPT_DEBUG=1 to see one)."""
+    from xemogpt.components_io import ComponentFileError, MissingWeightsError
+    from xemogpt.configs import ConfigNotFoundError
+    from xemogpt.data.problems import BadSampleError
+    from xemogpt.data.schema import SchemaError
+    from xemogpt.recipe import RecipeError
+    from xemogpt.registry import RegistryError
+    from xemogpt.training.checkpoints import CheckpointError
+
+    return (RecipeError, RegistryError, MissingWeightsError, ComponentFileError, ConfigNotFoundError, SchemaError,
+            BadSampleError, CheckpointError)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,11 +58,17 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "_run"):
         parser.print_help()
         return 2
+    errors = () if os.environ.get("XEMOGPT_DEBUG") else user_errors()
     try:
         return int(args._run(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except errors as e:
+        # KeyError subclasses would print their message quoted: take the argument itself.
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
