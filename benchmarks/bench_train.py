@@ -203,6 +203,9 @@ def bench_flops(args, tok_json: str) -> dict:
     from xemogpt.training.throughput import count_train_flops, matmul_peak, synthetic_batch
 
     model = build(midsize_spec(args.quick, args.lora_r), tok_json)
+    # The FLOPs are counted with the frozen encoders running, so every timed step must run them too (the per-sample
+    # memo would skip them from the second step on and overstate the achieved FLOP/s).
+    model.feature_memo = False
     n_params = sum(p.numel() for p in model.parameters())
     n_train = sum(p.numel() for p in model.trainable_parameters())
     batch = synthetic_batch(model, args.mid_batch, num_frames=16, audio_seconds=4.0,

@@ -5,9 +5,9 @@ checkpoint folders needed): the CLIP ViT-L/14 image tower, HuBERT-large (chinese
 linear projectors and a Qwen3-4B-shaped LM with LoRA r=512 on q/k/v. Then it runs the recipe's ``instruct`` stage
 through the same Lightning trainer ``xemogpt train`` builds (bf16-mixed, gradient clipping, activation
 checkpointing as the recipe sets it) on synthetic batches of 16 frames + 12 s of audio + 512 text tokens per
-sample, and prints samples per second, peak GPU memory and model FLOP utilisation (FLOPs counted op by op without
-the recomputation of activation checkpointing, against the GPU's dense bf16 peak and against a measured bf16
-matmul). Takes 1-3 minutes on an H100.
+sample (the frozen encoders run in every step), and prints samples per second, peak GPU memory and model FLOP
+utilisation (FLOPs counted op by op without the recomputation of activation checkpointing, against the GPU's dense
+bf16 peak and against a measured bf16 matmul). Takes 1-3 minutes on an H100.
 
 ``--smoke`` runs the same code path on the CPU with the same architecture families scaled down (tiny widths, 2
 layers, 32 px frames, 2 s of audio, 64 text tokens); the tests run it.
@@ -128,6 +128,10 @@ def run(args) -> dict:
     with torch.device(device):  # weights are created where they train (a 4B model initialises in seconds)
         model = XEmoGPT(spec, tokenizer_json=tok_json, instruction=instruction)
     model.set_stage(stage)
+    # Every step runs the frozen CLIP and HuBERT towers on its 16 frames + 12 s of audio (under no_grad, in eval
+    # mode): the per-sample memo would skip them after the first step of this repeated batch, and the FLOPs counted
+    # below would then leave them out. (`xemogpt train` skips them through the feature cache.)
+    model.feature_memo = False
     build_s = time.time() - t0
     n_params = sum(p.numel() for p in model.parameters())
     n_train = sum(p.numel() for p in model.trainable_parameters())

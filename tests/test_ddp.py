@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -144,3 +145,151 @@ def test_activation_checkpointing_keeps_results_and_checkpoint_keys(tiny_model):
         losses.append((loss.detach(), next(m.video_projector.parameters()).grad.clone()))
         m.zero_grad(set_to_none=True)
     assert torch.allclose(losses[0][0], losses[1][0]) and torch.allclose(losses[0][1], losses[1][1], atol=1e-6)
+
+
+def test_sharded_strategies_fill_the_feature_cache_before_the_model_is_wrapped(tiny_model, synth_root, tmp_path):
+    """Under FSDP/DeepSpeed a frozen encoder's forward is a collective once the model is wrapped (strategy.setup),
+    so the cache must be complete before it and no training step may run an encoder. FSDP itself needs a GPU; this
+    checks the callback's timing and effect on one CPU process, where the same hooks run in the same order."""
+    import copy
+
+    import lightning as L
+
+    from xemogpt.recipe import load_recipe
+    from xemogpt.training.callbacks import EarlyFeatureCache
+    from xemogpt.training.run import data_module, feature_memo, make_trainer
+
+    recipe = load_recipe("recipes/xemogpt-tiny.yaml", tiny_overrides(synth_root) + [
+        "model.text_encoder=null", f"data.features_dir={tmp_path / 'features'}"])  # a cold cache of its own
+    model = copy.deepcopy(tiny_model)
+    model.set_stage({"name": "instruct", "train": ["video_projector", "audio_projector", "llm_head"],
+                     "losses": ["lm"]})
+    dm = data_module(recipe, model, synth_root)
+    dm.setup()
+    n_clips = len(dm._feature_samples())
+    seen: dict = {"encoder_calls": 0, "batch_dims": []}
+
+    class Probe(L.Callback):  # listed before the cache callback: its on_fit_start runs first
+        def on_fit_start(self, trainer, pl_module):  # after strategy.setup (where FSDP wraps the model)
+            seen["stores_at_fit_start"] = sorted(dm._stores)
+            for enc in (pl_module.video_encoder, pl_module.audio_encoder):
+                enc.register_forward_hook(lambda *a: seen.__setitem__("encoder_calls", seen["encoder_calls"] + 1))
+
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            seen["batch_dims"].append((batch["frames"].dim(), batch["audio"].dim()))
+
+    early = EarlyFeatureCache()
+    trainer = make_trainer(recipe, tmp_path, {"name": "instruct", "max_steps": 2}, [Probe(), early], model)
+    trainer.fit(model, datamodule=dm)
+    assert [(r.modality, r.computed, r.reused) for r in early.reports] == [("video", n_clips, 0),
+                                                                           ("audio", n_clips, 0)]
+    assert seen["stores_at_fit_start"] == ["audio", "video"]  # filled before the wrap, not at on_fit_start
+    assert seen["batch_dims"] == [(3, 3), (3, 3)]  # cached encoder outputs, not media
+    assert seen["encoder_calls"] == 0  # no step ran a (would-be sharded) encoder
+    # ... and the per-sample memo, whose hits differ between ranks, is off wherever the model is sharded
+    assert feature_memo({"trainer": {"strategy": "ddp"}}) and not feature_memo({"run": {"feature_memo": False}})
+    assert not feature_memo({"trainer": {"strategy": {"name": "fsdp"}}})
+    assert not feature_memo({"trainer": {"strategy": "deepspeed_stage_3"}})
+
+
+def test_the_papers_commented_multi_node_fsdp_block_builds_lightnings_fsdp(tiny_model):
+    """Uncommented, the 4-node block of recipes/xemogpt-paper.yaml is a valid recipe whose trainer section becomes
+    Lightning's FSDPStrategy (hybrid sharding needs the auto-wrap policy, which the frozen-encoder policy supplies)."""
+    import copy
+    from pathlib import Path
+
+    import yaml
+    from lightning.pytorch.strategies import FSDPStrategy
+    from torch.distributed.fsdp import ShardingStrategy
+
+    from xemogpt.recipe import load_recipe, validate_recipe
+    from xemogpt.training.strategies import trainer_options
+
+    text = Path("recipes/xemogpt-paper.yaml").read_text(encoding="utf-8").splitlines()
+    start = text.index("# trainer:")
+    block = []
+    for line in text[start:]:
+        if not line.startswith("#"):
+            break
+        block.append(line[2:])
+    block = yaml.safe_load("\n".join(block))
+    assert block["trainer"]["num_nodes"] == 4 and block["data"]["root"].startswith("s3://")
+    recipe = load_recipe("recipes/xemogpt-paper.yaml")
+    for key, section in block.items():
+        recipe[key] = {**(recipe.get(key) or {}), **section}
+    validate_recipe(recipe)
+    opts = trainer_options(copy.deepcopy(recipe["trainer"]), tiny_model)
+    s = opts["strategy"]
+    assert isinstance(s, FSDPStrategy) and s.sharding_strategy == ShardingStrategy.HYBRID_SHARD
+    assert s.kwargs["auto_wrap_policy"] is not None and s.kwargs["use_orig_params"]
+    assert s._activation_checkpointing_kwargs  # recomputation of the blocks the LLM does not checkpoint itself
+    assert (opts["num_nodes"], opts["devices"], opts["precision"], opts["accumulate_grad_batches"]) == \
+        (4, 8, "bf16-mixed", 2)
+
+
+EMPTY_BATCH_WORKER = '''
+import json, os, sys
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+import lightning as L, torch
+from xemogpt.models.xemogpt import XEmoGPT
+from xemogpt.recipe import load_recipe
+from xemogpt.training.callbacks import weights_digest
+from xemogpt.training.strategies import trainer_options
+from xemogpt.training.throughput import synthetic_batch, synthetic_tokenizer_json
+
+torch.set_num_threads(1)
+spec = load_recipe("recipes/xemogpt-tiny.yaml")["model"]
+spec["text_encoder"] = None
+spec["llm_head"] = {k: v for k, v in spec["llm_head"].items() if k != "tokenizer"}
+spec["llm_head"]["config"] = {**spec["llm_head"]["config"], "hidden_size": 64, "num_hidden_layers": 2,
+                              "head_dim": 16, "intermediate_size": 128}
+L.seed_everything(0, verbose=False)
+model = XEmoGPT(spec, tokenizer_json=synthetic_tokenizer_json(300, n=40))
+full = synthetic_batch(model, 2, audio_seconds=1.0)
+empty = {k: (v[:0] if torch.is_tensor(v) or isinstance(v, list) else v) for k, v in full.items()}
+empty["skipped"] = [("bad-clip", "decode_error", "truncated file")]
+
+
+class Batches(torch.utils.data.Dataset):  # rank 1's second batch held only bad clips
+    def __len__(self):
+        return 3
+
+    def __getitem__(self, i):
+        rank = int(os.environ.get("LOCAL_RANK", "0"))
+        return empty if (rank == 1 and i == 1) else full
+
+
+class Record(L.Callback):
+    def on_train_end(self, trainer, pl_module):
+        out = {"rank": trainer.global_rank, "step": trainer.global_step, "weights": weights_digest(pl_module)}
+        with open(os.path.join(sys.argv[1], f"rank{trainer.global_rank}.json"), "w") as f:
+            json.dump(out, f)
+
+
+opts = trainer_options({"strategy": "ddp", "accelerator": "cpu", "devices": 2})
+loader = torch.utils.data.DataLoader(Batches(), batch_size=None, collate_fn=lambda b: b)
+trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                    enable_model_summary=False, use_distributed_sampler=False, callbacks=[Record()], **opts)
+trainer.fit(model, train_dataloaders=loader)
+'''
+
+
+def test_ddp_rank_with_an_empty_batch_keeps_step_with_the_others(tmp_path):
+    """A batch whose clips were all bad (the collator drops them) on one rank only: that rank must still join the
+    step's collectives, or the other rank waits in its all-reduce forever. Both ranks end the epoch, in step."""
+    script = tmp_path / "worker.py"
+    script.write_text(EMPTY_BATCH_WORKER, encoding="utf-8")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": os.getcwd()}
+    env.pop("LOCAL_RANK", None)
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=int(os.environ.get("XEMOGPT_TEST_DDP_TIMEOUT", "240")))
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # both ranks (Lightning starts rank 1 in this process group)
+        out, _ = proc.communicate()
+        pytest.fail(f"the DDP ranks deadlocked on the empty batch:\n{out[-2000:]}")
+    assert proc.returncode == 0, out[-4000:]
+    recs = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    assert [r["step"] for r in recs] == [3, 3]  # rank 1 took the same three optimiser steps
+    assert recs[0]["weights"] == recs[1]["weights"]

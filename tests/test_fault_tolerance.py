@@ -56,24 +56,45 @@ def _save_forever(path: str, big: torch.Tensor, first: int) -> None:
         v += 1
 
 
+def _partial_write(folder: Path, full: int) -> bool:
+    """True while some file in ``folder`` (the checkpoint itself or a temporary one) is part-way through a write."""
+    for p in folder.iterdir():
+        try:
+            size = p.stat().st_size
+        except OSError:  # renamed or removed meanwhile
+            continue
+        if 0 < size < full - 1024:
+            return True
+    return False
+
+
 def test_sigkill_during_save_never_corrupts_the_last_good_checkpoint(tmp_path):
     path = tmp_path / "last.ckpt"
     big = torch.arange(6_000_000, dtype=torch.float32)  # 24 MB: a write takes long enough to be hit by the kill
     AtomicCheckpointIO().save_checkpoint({"version": 0, "w": big, "tail": torch.tensor([0])}, path)
+    full = path.stat().st_size
     ctx = multiprocessing.get_context("fork")  # the child inherits the imports; it only serialises tensors
-    seen = []
+    seen, mid_write = [], 0
     for i in range(6):
         child = ctx.Process(target=_save_forever, args=(str(path), big, 1000 * (i + 1)), daemon=True)
         child.start()
-        time.sleep(0.4 + 0.13 * i)  # land the kill at different points of a write
+        time.sleep(0.3 + 0.1 * i)  # let some saves complete first
+        deadline = time.time() + 10
+        while time.time() < deadline and not _partial_write(tmp_path, full):
+            pass  # kill while bytes of a save are being written (a non-atomic writer truncates the target here)
+        mid_write += _partial_write(tmp_path, full)
         os.kill(child.pid, signal.SIGKILL)
         child.join()
         ckpt = load_ckpt(path)  # never truncated, never a mix of two saves
         assert int(ckpt["tail"]) == ckpt["version"]
         assert torch.equal(ckpt["w"], big)
         seen.append(ckpt["version"])
+    assert mid_write >= 3, f"only {mid_write} of 6 kills landed during a write; the test did not exercise the hazard"
     assert max(seen) >= 1000, "the killed savers never replaced the file; the test did not exercise a save"
-    clean_stale_temps(tmp_path)
+    # every kill that hit a save in progress left its half-written temporary file beside the checkpoint
+    stale = [p for p in tmp_path.iterdir() if p.name != "last.ckpt"]
+    assert stale and all(p.name.startswith(".last.ckpt.tmp-") for p in stale), "no kill landed during a save"
+    assert sorted(clean_stale_temps(tmp_path)) == sorted(stale)
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
 
 

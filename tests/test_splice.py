@@ -72,3 +72,29 @@ def test_width_mismatch_message():
         assert "hidden size" in str(e)
     else:
         raise AssertionError
+
+
+def test_ragged_and_missing_video_and_gradients_match_the_loop():
+    """Training backpropagates through the splice: features and text embeddings get the loop's gradients, also when
+    video is ragged and one sample has none (its marker then takes no place)."""
+    ids, mask, tmask, emb, mods = _batch(seed=1)
+    vf, _ = mods[V]
+    mods[V] = (vf, torch.arange(4)[None] < torch.tensor([4, 0, 2, 3, 1])[:, None])
+    w = torch.randn(64)
+    grads = []
+    for fn in (splice, splice_loop):
+        emb.zero_grad(set_to_none=True)
+        feats = {m: (f.clone().requires_grad_(True), fm) for m, (f, fm) in mods.items()}
+        sp = fn(ids, mask, emb, feats, tmask)
+        valid = sp.attention_mask.bool()
+        (sp.inputs_embeds[valid] * w[: sp.inputs_embeds.shape[-1]]).sum().backward()
+        grads.append((sp, emb.weight.grad.clone(), [feats[m][0].grad.clone() for m in (A, V)]))
+    (fast, g_emb, g_feat), (slow, s_emb, s_feat) = grads
+    assert torch.equal(fast.attention_mask, slow.attention_mask) and torch.equal(fast.labels, slow.labels)
+    assert torch.allclose(fast.inputs_embeds, slow.inputs_embeds)
+    assert torch.equal(fast.attention_mask.sum(1), mask.sum(1) - 2 + mods[A][1].sum(1) + mods[V][1].sum(1))
+    assert torch.allclose(g_emb, s_emb)
+    for a, b in zip(g_feat, s_feat):
+        assert torch.allclose(a, b)
+    assert not g_feat[1][1].any()  # the sample without video: its (masked) features take no part
+    assert bool((fast.modality_positions[V][1] == -1).all())

@@ -55,8 +55,8 @@ def splice(
         align: ``right`` pads at the end (training), ``left`` pads at the start (generation).
 
     Every output position is computed directly -- a marker stands for as many places as its sample has valid
-    modality tokens -- so one embedding lookup of the output's ids writes the text and the features are scattered
-    into their places once (no expanded intermediate with holes to squeeze out).
+    modality tokens -- so the text tokens' embeddings and the features are each copied into their places once (no
+    expanded intermediate with holes to squeeze out, no lookup of padding).
     """
     b, lt = ids.shape
     device = ids.device
@@ -79,36 +79,41 @@ def splice(
     if align == "left":
         start = start + (out_len - counts)[:, None]
 
-    # The output's token ids: text tokens at their places, 0 (overwritten or zeroed below) elsewhere, so one
-    # embedding lookup writes the whole output.
+    # Only the real text tokens are looked up, and written straight to their places in one flat buffer whose padding
+    # stays zero. The buffer has a spare last row: the places of masked-out modality features point at it, so each
+    # modality is copied in whole, (B*N, H) in one index_copy (no gather of its valid rows first); the spare row is
+    # dropped at the end. (Nothing is written into the lookup's output: with a frozen embedding under activation
+    # checkpointing it is a leaf that requires grad -- enable_input_require_grads -- and must not be changed in place.)
     sel = text_mask & ~is_marker
     r_idx, c_idx = sel.nonzero(as_tuple=True)
     pos = start[r_idx, c_idx]
     tok_ids = ids[r_idx, c_idx]
-    out_ids = torch.zeros(b, out_len, dtype=ids.dtype, device=device)
-    out_ids[r_idx, pos] = tok_ids
-    embeds = embed(out_ids)  # (B, L, H)
-    h = embeds.shape[-1]
+    text = embed(tok_ids[None])[0]  # (N_text, H)
+    h = text.shape[-1]
     labels = torch.full((b, out_len), -100, dtype=torch.long, device=device)
     if target_mask is not None:
         t = target_mask[r_idx, c_idx]
         labels[r_idx[t], pos[t]] = tok_ids[t]
     ar = torch.arange(out_len, device=device)[None]
     attn = ar >= (out_len - counts)[:, None] if align == "left" else ar < counts[:, None]
-    # Padding carries zeros. Out of place: with a frozen embedding under activation checkpointing the lookup is a
-    # leaf that requires grad (enable_input_require_grads), which must not be written in place.
-    embeds = embeds.masked_fill(~attn[..., None], 0.0)
+    spare = b * out_len
+    # Every place inside a sample is written below, so only the padding is zeroed (not the whole buffer).
+    flat = torch.empty(spare + 1, h, dtype=text.dtype, device=device)
+    flat.index_fill_(0, (~attn).reshape(-1).nonzero().squeeze(1), 0.0)
+    flat.index_copy_(0, r_idx * out_len + pos, text)
 
     modality_positions: dict[int, torch.Tensor] = {}
+    rows = torch.arange(b, device=device)[:, None] * out_len
     for marker, (feats, fmask) in modalities.items():
         if feats.shape[-1] != h:
             raise ValueError(f"modality features of width {feats.shape[-1]} cannot be spliced into an LM with hidden "
                              f"size {h}; the projector's output_dim must equal the LLM hidden size")
         first = start.masked_fill(~hits[marker], 0).sum(1)  # (B,) where the block starts
         p = first[:, None] + fmask.long().cumsum(1) - 1  # (B, N) place of each valid feature
-        fr, fc = fmask.nonzero(as_tuple=True)
-        embeds[fr, p[fr, fc]] = feats[fr, fc].to(embeds.dtype)
+        dest = torch.where(fmask, rows + p, torch.full_like(p, spare))
+        flat.index_copy_(0, dest.reshape(-1), feats.reshape(-1, h).to(flat.dtype))
         modality_positions[marker] = torch.where(fmask, p, torch.full_like(p, -1))
+    embeds = flat[:spare].view(b, out_len, h)
 
     if align == "left":
         position_ids = (ar - (out_len - counts)[:, None]).clamp(min=0)

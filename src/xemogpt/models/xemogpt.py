@@ -357,11 +357,9 @@ class XEmoGPT(L.LightningModule):
             note = getattr(self.trainer.datamodule, "note_skipped", None)
             if note is not None and split == "train":
                 note(batch["skipped"])
-        if not batch["ids"]:
-            return None
-        losses = self.compute_losses(batch)
-        if not losses:
-            return None
+        losses = self.compute_losses(batch) if batch["ids"] else {}
+        if not losses:  # every clip of the batch was bad, or none has the modality of this stage's losses
+            return self._idle_step(batch, batch_idx) if split == "train" else None
         total = sum(losses.values())
         if split == "train":
             self._check_finite(losses, total, batch, batch_idx)
@@ -373,6 +371,18 @@ class XEmoGPT(L.LightningModule):
         self.log(f"{split}/loss", total, batch_size=bs, prog_bar=True, on_step=split == "train", on_epoch=True,
                  sync_dist=sync)
         return total
+
+    def _idle_step(self, batch: dict[str, Any], batch_idx: int | None) -> torch.Tensor | None:
+        """A training batch with nothing to learn from: skipped alone, but under DDP this rank must still take part in
+        the step's collectives (the finite-loss vote, DDP's gradient all-reduce) or the other ranks wait forever. It
+        then returns a zero loss over every trainable parameter: zero gradients, the same optimiser step on all ranks.
+        """
+        trainer = self._trainer
+        if trainer is None or trainer.world_size <= 1:
+            return None
+        zero = sum(p.sum() for p in self.trainable_parameters()) * 0.0
+        self._check_finite({}, zero, batch, batch_idx)
+        return zero
 
     def _check_finite(self, losses: dict[str, torch.Tensor], total: torch.Tensor, batch: dict[str, Any],
                       batch_idx: int | None) -> None:

@@ -61,7 +61,8 @@ def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], where: st
     own = model.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
-    shape = [(k, tuple(state[k].shape), tuple(own[k].shape)) for k in state if k in own and state[k].shape != own[k].shape]
+    shape = [(k, tuple(state[k].shape), tuple(own[k].shape)) for k in state
+             if k in own and state[k].shape != own[k].shape]
     if shape:
         k, got, want = shape[0]
         raise CheckpointError(f"{where}: tensor {k!r} has shape {got} but the model expects {want}; the checkpoint was "

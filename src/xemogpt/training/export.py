@@ -70,7 +70,8 @@ def load_export(folder: str | Path):
     folder = Path(folder)
     for name in ("model.safetensors", "model_spec.json"):
         if not (folder / name).exists():
-            raise CheckpointError(f"export folder {folder} has no {name}; write one with `xemogpt export RUN --out DIR`")
+            raise CheckpointError(f"export folder {folder} has no {name}; write one with "
+                                  "`xemogpt export RUN --out DIR`")
     try:
         spec = json.loads((folder / "model_spec.json").read_text(encoding="utf-8"))
         state = load_file(str(folder / "model.safetensors"))

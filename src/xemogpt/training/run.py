@@ -41,6 +41,19 @@ RESUME_CHECKPOINT = "last.ckpt"
 RESUME_MUST_MATCH = ("model", "seed")
 
 
+def feature_memo(recipe: dict[str, Any]) -> bool:
+    """Whether the model memoises frozen encoders' outputs per sample id (``run.feature_memo``, default true).
+
+    Off under strategies that shard the model (FSDP, DeepSpeed): a memo hit skips the encoder on one rank while
+    another rank, whose batch holds clips it has not seen yet, runs it -- and a sharded encoder's forward is a
+    collective that would then wait forever. (The feature cache, filled before the model is wrapped, is the way to
+    skip frozen encoders there.)
+    """
+    from xemogpt.training.strategies import wraps_in_place
+
+    return bool((recipe.get("run") or {}).get("feature_memo", True)) and not wraps_in_place(recipe.get("trainer"))
+
+
 def ensure_data(data: dict[str, Any], rank: int | None = None) -> Path | str:
     """The dataset of a recipe: a manifest folder (generated first when the recipe says how, ``data.synth``) or a
     litdata pack, local or on object storage (``s3://bucket/emocue``, returned as the URI string).
@@ -307,7 +320,7 @@ def train_recipe(recipe: dict[str, Any], run_dir: str | Path, evaluate: bool = T
                                    recipe["data"].get("storage_options"))
     L.seed_everything(seed, workers=True, verbose=False)  # the model's init never depends on what ran before
     model = XEmoGPT(recipe["model"], tokenizer_json=tok_json, generation=recipe.get("generation"),
-                    instruction=instruction, feature_memo=bool(run.get("feature_memo", True)))
+                    instruction=instruction, feature_memo=feature_memo(recipe))
     if source is None and recipe.get("checkpoint"):
         from xemogpt.training.checkpoints import load_weights_into
 
@@ -336,6 +349,7 @@ def train_recipe(recipe: dict[str, Any], run_dir: str | Path, evaluate: bool = T
         print(f"resuming {run_dir}: finished stage(s) {', '.join(s['name'] for s in stages[:start])} are skipped",
               flush=True)
 
+    trained_on = None  # the device of the last stage trained in this process
     with cb.handle_stop_signals() as stop:
         for i, stage in enumerate(stages):
             if i < start:
@@ -348,7 +362,7 @@ def train_recipe(recipe: dict[str, Any], run_dir: str | Path, evaluate: bool = T
             if i > start and wraps_in_place(recipe.get("trainer")):  # FSDP/DeepSpeed rewrote the last stage's model
                 with cb.preserve_rng():
                     model = XEmoGPT(recipe["model"], tokenizer_json=tok_json, generation=recipe.get("generation"),
-                                    instruction=instruction, feature_memo=bool(run.get("feature_memo", True)))
+                                    instruction=instruction, feature_memo=feature_memo(recipe))
                 prev = progress.path(progress.data["completed"][-1]["checkpoint"])
                 load_state(model, _load_ckpt(prev)["state_dict"], str(prev))
             model.set_stage(stage)
@@ -367,7 +381,10 @@ def train_recipe(recipe: dict[str, Any], run_dir: str | Path, evaluate: bool = T
             def nonfinite_path(err, _i: int = i, _name: str = name) -> Path:
                 return ckpt_dir / f"nonfinite-{_i + 1}-{_name}-step{err.global_step}.ckpt"
 
-            stage_callbacks = [cb.StageTag(i, name), cb.ExactResume(seed), FeatureCacheCallback(), cb.RNGState(),
+            # Under FSDP/DeepSpeed a frozen encoder becomes a sharded unit whose every forward is a collective, so
+            # the feature cache is filled before the strategy wraps the model (cb.EarlyFeatureCache).
+            cache_cb = cb.EarlyFeatureCache() if wraps_in_place(recipe.get("trainer")) else FeatureCacheCallback()
+            stage_callbacks = [cb.StageTag(i, name), cb.ExactResume(seed), cache_cb, cb.RNGState(),
                                cb.NonFiniteGuard(nonfinite_path), DataSummaryCallback()]
             if run.get("record_samples"):
                 stage_callbacks.append(cb.SampleRecorder(run_dir / "records", name))
@@ -396,6 +413,7 @@ def train_recipe(recipe: dict[str, Any], run_dir: str | Path, evaluate: bool = T
             except cb.NonFiniteLossError as e:
                 progress.stop("failed", str(e))
                 raise
+            trained_on = trainer.strategy.root_device
             stage_ckpt = ckpt_dir / f"{i + 1}-{name}.ckpt"
             trainer.save_checkpoint(str(stage_ckpt), weights_only=False)
             if rank == 0:
@@ -416,6 +434,14 @@ def train_recipe(recipe: dict[str, Any], run_dir: str | Path, evaluate: bool = T
     progress.stop("finished", "")
     if evaluate and (recipe.get("eval") or {}).get("enabled", True):
         from xemogpt.evaluation.evaluate import evaluate_model
+
+        if trained_on is not None and wraps_in_place(recipe.get("trainer")) and final.exists():
+            # FSDP/DeepSpeed left this rank only its shards (and the other ranks have returned): rank 0 evaluates a
+            # model rebuilt from the full checkpoint it just wrote, on the device it trained on.
+            from xemogpt.training.checkpoints import load_model
+
+            del model
+            model = load_model(final, map_location=str(trained_on))
 
         te = time.time()
         ev = recipe.get("eval") or {}
