@@ -20,13 +20,15 @@ class LogMelConvEncoder(Component):
         dim: output width per token.
         n_mels, n_fft, hop_length, f_min, f_max: the spectrogram (80 bins up to 4 kHz resolve voice pitch).
         channels: conv widths; each stage halves the time resolution.
+        log_mean, log_std: fixed standardisation of the log-mel values (about those of speech at -24 dBFS).
         sample_rate: expected input rate (the data pipeline resamples to it).
         freeze: keep the encoder frozen.
     """
 
     def __init__(self, dim: int = 128, n_mels: int = 80, n_fft: int = 1024, hop_length: int = 160,
                  f_min: float = 50.0, f_max: float = 4000.0, channels: tuple[int, ...] = (128, 128, 128),
-                 sample_rate: int = 16000, freeze: bool = False) -> None:
+                 log_mean: float = -5.5, log_std: float = 3.5, sample_rate: int = 16000,
+                 freeze: bool = False) -> None:
         super().__init__()
         self.save_hyperparameters()
         import torchaudio
@@ -42,7 +44,9 @@ class LogMelConvEncoder(Component):
         layers: list[nn.Module] = []
         c_in = n_mels
         for c in channels:
-            layers += [nn.Conv1d(c_in, c, 5, stride=2, padding=2), nn.GroupNorm(8 if c % 8 == 0 else 1, c), nn.GELU()]
+            # BatchNorm, not a per-clip norm: GroupNorm/LayerNorm statistics taken over one clip erase its overall
+            # level (a loud and a soft voice become the same input) and mix in however much padding the clip has.
+            layers += [nn.Conv1d(c_in, c, 5, stride=2, padding=2, bias=False), nn.BatchNorm1d(c), nn.GELU()]
             c_in = c
         self.conv = nn.Sequential(*layers)
         self.proj = nn.Linear(c_in, dim)
@@ -68,7 +72,8 @@ class LogMelConvEncoder(Component):
         wav = wav * mask
         with torch.autocast(wav.device.type, enabled=False):
             spec = self.melspec(wav.float())  # (B, n_mels, frames)
-        x = torch.log(spec + 1e-6)
+        # A fixed standardisation keeps absolute loudness, which is a cue (loud / soft).
+        x = (torch.log(spec + 1e-6) - self.hparams.log_mean) / self.hparams.log_std
         x = self.conv(x).transpose(1, 2)  # (B, A', C)
         tmask = self.token_mask(mask)
         n = min(x.shape[1], tmask.shape[1])

@@ -18,11 +18,13 @@ class TinyCNNVideoEncoder(Component):
         dim: output width per frame.
         channels: conv widths; each stage halves the resolution.
         image_size: the side the data pipeline resizes frames to (read by the DataModule).
+        pool: side of the spatial grid kept before the projection (4 keeps the whole 4x4 map of a 64-pixel frame,
+            so small, position-dependent cues such as gaze, a nose wrinkle or a blink survive).
         freeze: keep the encoder frozen (no gradients, eval mode).
     """
 
     def __init__(self, dim: int = 128, channels: tuple[int, ...] = (16, 32, 64, 64), image_size: int = 64,
-                 freeze: bool = False) -> None:
+                 pool: int = 4, freeze: bool = False) -> None:
         super().__init__()
         self.save_hyperparameters()
         layers: list[nn.Module] = []
@@ -32,7 +34,7 @@ class TinyCNNVideoEncoder(Component):
             layers += [nn.Conv2d(c_in, c, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c), nn.GELU()]
             c_in = c
         self.features = nn.Sequential(*layers)
-        self.proj = nn.Linear(c_in * 4, dim)  # 2x2 adaptive pool keeps coarse layout (upper vs lower face)
+        self.proj = nn.Linear(c_in * pool * pool, dim)
         self.output_dim = dim
         self.register_buffer("mean", torch.tensor([0.5, 0.5, 0.5]).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor([0.25, 0.25, 0.25]).view(1, 3, 1, 1), persistent=False)
@@ -54,5 +56,5 @@ class TinyCNNVideoEncoder(Component):
             x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
         x = (x - self.mean) / self.std
         x = self.features(x.contiguous(memory_format=torch.channels_last))
-        x = F.adaptive_avg_pool2d(x, 2).flatten(1)
+        x = F.adaptive_avg_pool2d(x, self.hparams.pool).flatten(1)
         return self.proj(x).view(b, t, -1)
