@@ -436,3 +436,13 @@ def test_dataset_info_and_cli_errors(datasets, tmp_path, capsys):
     assert info["splits"]["train"] + info["splits"]["val"] + info["splits"]["test"] == 14
     assert cli_main(["data", "synth", "--out", str(tmp_path / "x"), "--n", "2", "--size", "47", "--no-progress"]) == 2
     assert "even" in capsys.readouterr().err
+
+
+def test_one_process_encodes_the_same_clip_to_the_same_bytes_every_time(tmp_path):
+    """libx264's macroblock tree once made repeated encodes of identical frames differ within one process, so a
+    clip's bytes depended on which clips its worker had drawn before; every encode must be the same."""
+    from xemogpt.data.synth.generate import annotate_dataset, render_clip
+
+    meta = annotate_dataset(14, 7)[7].meta
+    files = [render_clip(meta, tmp_path / f"c{i}.mp4", 48).read_bytes() for i in range(4)]
+    assert all(f == files[0] for f in files[1:])

@@ -25,7 +25,7 @@ from xemogpt.data.synth.cues import (
 )
 from xemogpt.data.synth.subtitles import EMOTION_POLARITY, SUBTITLES
 
-GENERATOR_VERSION = "1.0"
+GENERATOR_VERSION = "1.1"
 FPS_CHOICES: tuple[int, ...] = (12, 15, 20, 24, 25, 30)
 DURATION_RANGE: tuple[float, float] = (2.0, 6.0)
 

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-VIDEO_OPTIONS = {"preset": "veryfast", "crf": "18", "threads": "1"}
+# mbtree off: with it, libx264's assembly gave the same frames different bytes from one encode to the next in
+# the same process (seen as clips that depended on which worker drew them); asm=0 also fixes it, 5x slower.
+VIDEO_OPTIONS = {"preset": "veryfast", "crf": "18", "threads": "1", "x264-params": "mbtree=0"}
 AUDIO_BITRATE = 48000
 # FFmpeg's default "twoloop" AAC coder triples the time per clip for no gain on a synthetic voice.
 AUDIO_OPTIONS = {"aac_coder": "fast"}
