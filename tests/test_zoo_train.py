@@ -126,3 +126,27 @@ def test_qformer_bridges_pretrain_and_fit_with_lightning(tokenizer_json, tmp_pat
                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(tmp_path))
     trainer.fit(model, train_dataloaders=loader)
     assert trainer.global_step == 2
+
+
+def test_over_long_sequences_keep_the_prompt_in_training_and_the_end_in_generation(tokenizer_json):
+    """Past llm_head.max_length, training keeps the first places (prompt and modality tokens, the start of the
+    target) and generation the last ones; both say so once."""
+    model = XEmoGPT(components("vecb", "aecb", "linear", "qwen3"), tokenizer_json=tokenizer_json, stage=INSTRUCT)
+    batch = fx.fake_batch()
+    batch["description"] = [" ".join(["happy"] * 200)] * len(batch["ids"])
+    tokens = model.modality_tokens(batch)
+    model.llm_head.hparams.max_length = 4096
+    whole = model.spliced(batch, with_targets=True, tokens=tokens)
+    gen_whole = model.spliced(batch, with_targets=False, tokens=tokens)
+    first_target = int((whole.labels != -100).float().argmax(1).max())
+    limit = first_target + 8
+    assert whole.inputs_embeds.shape[1] > limit + 100
+    model.llm_head.hparams.max_length = limit
+    with pytest.warns(UserWarning, match=f"max_length={limit}"):
+        cut = model.spliced(batch, with_targets=True, tokens=tokens)
+    assert cut.inputs_embeds.shape[1] == limit
+    assert torch.equal(cut.inputs_embeds, whole.inputs_embeds[:, :limit])
+    assert torch.equal(cut.labels, whole.labels[:, :limit]) and ((cut.labels != -100).sum(1) > 0).all()
+    model.llm_head.hparams.max_length = gen_whole.inputs_embeds.shape[1] - 5
+    gen_cut = model.spliced(batch, with_targets=False, tokens=tokens)
+    assert torch.equal(gen_cut.inputs_embeds, gen_whole.inputs_embeds[:, 5:])

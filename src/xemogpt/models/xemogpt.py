@@ -16,6 +16,7 @@ import math
 from typing import Any
 
 import lightning as L
+from lightning.pytorch.utilities import rank_zero_warn
 import torch
 
 from xemogpt import registry
@@ -307,8 +308,16 @@ class XEmoGPT(L.LightningModule):
         mods = {llm.audio_marker_id: (tokens["audio"][0].to(embed_dtype), tokens["audio"][1]),
                 llm.video_marker_id: (tokens["video"][0].to(embed_dtype), tokens["video"][1])}
         out = splice(ids, mask, llm.embed, mods, target_mask, align="right" if with_targets else "left")
-        if out.inputs_embeds.shape[1] > max_len:  # keep the end (targets) and cut the oldest context
+        if out.inputs_embeds.shape[1] > max_len:
+            # Training keeps the first max_length places (the prompt and modality tokens intact; the end of an
+            # over-long target is dropped, as LLaVA-style trainers truncate); generation keeps the last ones.
             cut = out.inputs_embeds.shape[1] - max_len
+            if not getattr(self, "_warned_truncation", False):
+                self._warned_truncation = True
+                rank_zero_warn(f"spliced sequences of {out.inputs_embeds.shape[1]} places exceed "
+                               f"llm_head.max_length={max_len}: "
+                               + ("the ends of the longest targets are not trained on" if with_targets else
+                                  "the oldest prompt context is cut") + "; raise llm_head.max_length to keep them")
             if with_targets:
                 out = Spliced(out.inputs_embeds[:, :max_len], out.attention_mask[:, :max_len],
                               out.position_ids[:, :max_len], out.labels[:, :max_len], out.modality_positions)

@@ -117,7 +117,9 @@ def data_module(recipe: dict[str, Any], model, root: Path | str, batch_size: int
     pre = getattr(model.video_encoder, "preprocess_config", lambda: {})()
     apre = getattr(model.audio_encoder, "preprocess_config", lambda: {})()
     data.setdefault("frame_size", pre.get("image_size", 64))
-    data.setdefault("frame_crop", bool(pre.get("crop")))  # CLIP-style: short-side resize + centre crop
+    # CLIP-style short-side resize + centre crop only where the encoder's own resize keeps a centre crop
+    # (squash / longest-side models get the whole frame).
+    data.setdefault("frame_crop", bool(pre.get("decode_crop", pre.get("crop"))))
     if "sample_rate" in apre:
         data["sample_rate"] = apre["sample_rate"]
     if batch_size:
