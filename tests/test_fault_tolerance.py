@@ -233,3 +233,19 @@ def test_nan_loss_stops_with_step_ids_and_the_checkpoint_from_before(synth_root,
     assert all(torch.isfinite(t).all() for t in ckpt["state_dict"].values() if t.is_floating_point())
     prog = json.loads((tmp_path / "progress.json").read_text())
     assert prog["status"] == "failed" and "non-finite" in prog["message"]
+
+
+def test_sharded_checkpoint_folders_are_removed_and_files_pass_through(tmp_path):
+    """A DeepSpeed resumable checkpoint is a folder: the stage end removes it like a file; a plain checkpoint file
+    is left as it is by the consolidation step."""
+    from xemogpt.training.run import consolidate_sharded, remove_checkpoint
+
+    shard_dir = tmp_path / "last.ckpt"
+    (shard_dir / "checkpoint").mkdir(parents=True)
+    (shard_dir / "checkpoint" / "mp_rank_00_model_states.pt").write_bytes(b"x")
+    remove_checkpoint(shard_dir)
+    assert not shard_dir.exists()
+    remove_checkpoint(tmp_path / "absent.ckpt")  # nothing to remove is fine
+    f = tmp_path / "1-stage.ckpt"
+    f.write_bytes(b"data")
+    assert consolidate_sharded(f) == f and f.read_bytes() == b"data"

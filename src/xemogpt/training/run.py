@@ -228,6 +228,33 @@ def resume_conflicts(saved: dict[str, Any], recipe: dict[str, Any]) -> list[str]
     return out
 
 
+def consolidate_sharded(path: Path) -> Path:
+    """DeepSpeed saves a checkpoint as a folder of ZeRO shards; stage checkpoints and ``model.ckpt`` are single files
+    (evaluation, export and fine-tuning read them), so the folder becomes one fp32 file through Lightning's own
+    converter (which needs the deepspeed package that wrote it). Other checkpoints are returned unchanged."""
+    if not path.is_dir():
+        return path
+    import shutil
+
+    from lightning.pytorch.utilities.deepspeed import convert_zero_checkpoint_to_fp32_state_dict
+
+    tmp = path.with_name(path.name + ".fp32.part")
+    convert_zero_checkpoint_to_fp32_state_dict(str(path), str(tmp))
+    shutil.rmtree(path)
+    tmp.replace(path)
+    return path
+
+
+def remove_checkpoint(path: Path) -> None:
+    """Delete a checkpoint file, or a sharded checkpoint's folder."""
+    if path.is_dir():
+        import shutil
+
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
 def _load_ckpt(path: Path) -> dict[str, Any]:
     from xemogpt.training.checkpoints import CheckpointError
 
@@ -418,9 +445,11 @@ def train_recipe(recipe: dict[str, Any], run_dir: str | Path, evaluate: bool = T
             trained_on = trainer.strategy.root_device
             stage_ckpt = ckpt_dir / f"{i + 1}-{name}.ckpt"
             trainer.save_checkpoint(str(stage_ckpt), weights_only=False)
+            trainer.strategy.barrier("stage-checkpoint")  # every shard is written before rank 0 converts them
             if rank == 0:
+                consolidate_sharded(stage_ckpt)
                 progress.complete(i, name, stage_ckpt)
-                last.unlink(missing_ok=True)  # the finished stage's checkpoint supersedes it
+                remove_checkpoint(last)  # the finished stage's checkpoint supersedes it
             timings[name] = round(time.time() - ts, 1)
             if rank == 0 and dm.skips.items:
                 print(f"stage {name}: {dm.skips.summary()}", flush=True)
