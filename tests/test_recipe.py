@@ -26,8 +26,8 @@ def test_overrides_any_key_and_list_index():
 
 def test_extends_merges(tmp_path):
     child = tmp_path / "child.yaml"
-    child.write_text(yaml.safe_dump({"extends": str((__import__("pathlib").Path("recipes/xemogpt-tiny.yaml")).resolve()),
-                                     "name": "child", "model": {"video_bridge": {"name": "none"}}}))
+    base = str(__import__("pathlib").Path("recipes/xemogpt-tiny.yaml").resolve())
+    child.write_text(yaml.safe_dump({"extends": base, "name": "child", "model": {"video_bridge": {"name": "none"}}}))
     r = load_recipe(child)
     assert r["name"] == "child"
     assert r["model"]["video_bridge"]["name"] == "none"

@@ -16,8 +16,8 @@ import math
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.utilities import rank_zero_warn
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 
 from xemogpt import registry
 from xemogpt.component import Component, ShapeError
