@@ -137,6 +137,16 @@ class XEmoGPT(L.LightningModule):
     def component_names(self) -> list[str]:
         return [k for k in COMPONENT_KINDS if getattr(self, k, None) is not None]
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Every checkpoint also carries the architecture and small files (tokenizer) of folder-loaded components,
+        so a run rebuilds from the checkpoint alone when the pretrained folders are not at hand
+        (:mod:`xemogpt.training.portable`)."""
+        from xemogpt.training.portable import PORTABLE_KEY, portable_record
+
+        record = getattr(self, "portable_source", None) or portable_record(self)
+        if record:
+            checkpoint[PORTABLE_KEY] = record
+
     def set_stage(self, stage: dict[str, Any]) -> None:
         """Choose what trains and which losses apply: ``{"name", "train": [component keys], "losses": [vecb, aecb,
         lm], "lr", "weight_decay", "warmup"}``. Components not listed are frozen for the stage."""

@@ -51,10 +51,43 @@ def load_model(path: str | Path, map_location: str = "cpu"):
     hp = ckpt.get("hyper_parameters")
     if not hp or "components" not in hp:
         raise CheckpointError(f"checkpoint {p} carries no model spec (hyper_parameters.components)")
-    model = XEmoGPT(**hp)
+    model = build_from_checkpoint(hp, ckpt, p)
     load_state(model, ckpt["state_dict"], str(p))
     model.eval()
     return model.to(map_location)
+
+
+def build_from_checkpoint(hp: dict[str, Any], ckpt: dict[str, Any], where: Path):
+    """The model a checkpoint's spec describes: from its pretrained folders when they exist, else from the
+    architecture the checkpoint carries (its weights then come from the state dict alone)."""
+    import tempfile
+
+    from xemogpt.components_io import MissingWeightsError, architecture_only
+    from xemogpt.models.xemogpt import XEmoGPT
+    from xemogpt.training.portable import PORTABLE_KEY, portable_components
+
+    try:
+        return XEmoGPT(**hp)
+    except MissingWeightsError as e:
+        record = ckpt.get(PORTABLE_KEY)
+        if not record:
+            raise CheckpointError(f"{where}: {e} (this checkpoint predates self-contained checkpoints, so it needs "
+                                  "the pretrained folders its recipe names)") from e
+        missing = str(e)
+    with tempfile.TemporaryDirectory(prefix="xemogpt-rebuild-") as tmp:
+        spec = {**hp, "components": portable_components(hp["components"], record, Path(tmp))}
+        try:
+            model = XEmoGPT(**spec)
+        except MissingWeightsError:
+            # Only the text encoders (alignment targets, not in the state dict) can still be missing.
+            print(f"note: {where}: rebuilt from the checkpoint alone ({missing.splitlines()[0]}); the text "
+                  "encoders are architecture-only stand-ins, so VECB/AECB pre-training needs their folders")
+            with architecture_only():
+                model = XEmoGPT(**spec)
+    # Later checkpoints and exports keep the recipe's own specs (not the temporary folder) and the same record.
+    model.hparams["components"] = hp["components"]
+    model.portable_source = record
+    return model
 
 
 def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], where: str) -> None:

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-EXPORT_FILES = ("model.safetensors", "model_spec.json", "recipe.yaml", "README.md")
+EXPORT_FILES = ("model.safetensors", "model_spec.json", "recipe.yaml", "README.md")  # + portable.json if needed
 
 
 def export_run(run: str | Path, out: str | Path) -> Path:
@@ -25,6 +25,13 @@ def export_run(run: str | Path, out: str | Path) -> Path:
     spec = dict(model.hparams)
     spec.pop("stage", None)
     (out / "model_spec.json").write_text(json.dumps(spec, indent=1), encoding="utf-8")
+    from xemogpt.training.portable import portable_record
+
+    # architectures and tokenizer of folder-loaded parts: no folders needed
+    record = getattr(model, "portable_source", None) or portable_record(model)
+    (out / "portable.json").unlink(missing_ok=True)
+    if record:
+        (out / "portable.json").write_text(json.dumps(record), encoding="utf-8")
     recipe = run_recipe_of(run)
     run_dir = run if run.is_dir() else run.parent
     shutil.copyfile(run_dir / "recipe.yaml", out / "recipe.yaml")
@@ -64,7 +71,6 @@ def load_export(folder: str | Path):
     """Rebuild the model from an export folder (weights through safetensors only)."""
     from safetensors.torch import load_file
 
-    from xemogpt.models.xemogpt import XEmoGPT
     from xemogpt.training.checkpoints import CheckpointError, load_state
 
     folder = Path(folder)
@@ -77,6 +83,12 @@ def load_export(folder: str | Path):
         state = load_file(str(folder / "model.safetensors"))
     except Exception as e:
         raise CheckpointError(f"export folder {folder}: unreadable weights or spec ({type(e).__name__}: {e})") from e
-    model = XEmoGPT(**spec)
+    from xemogpt.training.checkpoints import build_from_checkpoint
+    from xemogpt.training.portable import PORTABLE_KEY
+
+    extra = {}
+    if (folder / "portable.json").exists():
+        extra[PORTABLE_KEY] = json.loads((folder / "portable.json").read_text(encoding="utf-8"))
+    model = build_from_checkpoint(spec, extra, folder / "model_spec.json")
     load_state(model, state, str(folder / "model.safetensors"))
     return model.eval()
