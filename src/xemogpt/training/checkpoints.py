@@ -40,7 +40,6 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def load_model(path: str | Path, map_location: str = "cpu"):
     """Rebuild an XEmoGPT from a checkpoint alone (its hyper-parameters carry the recipe and the tokenizer)."""
-    from xemogpt.models.xemogpt import XEmoGPT
 
     p = resolve_checkpoint(path)
     if p.suffix == ".safetensors":
