@@ -297,3 +297,14 @@ def test_an_audio_only_sample_is_not_a_problem(synth_root, tmp_path):
     i = batch["ids"].index("voice")
     assert not batch["frame_mask"][i].any() and int(batch["audio_mask"][i].sum()) == 8000
     assert dm.skips.items == [] and dm.skips.handled == []
+
+
+def test_train_cli_strict_stops_at_the_first_bad_clip_with_a_message(bad_root, tmp_path, capsys):
+    """`xemogpt train --strict` is data.strict=true: the bad sample is named, no traceback, exit code 2."""
+    from xemogpt.cli import main
+
+    root, _ = bad_root
+    rc = main(["train", "--recipe", "recipes/xemogpt-tiny.yaml", "--run-dir", str(tmp_path / "run"), "--strict",
+               f"data.root={root}", "data.num_workers=0", "data.cache=none"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "\nerror: " in "\n" + err and "rerun without --strict" in err and "Traceback" not in err

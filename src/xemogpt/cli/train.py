@@ -16,6 +16,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --run-dir where it stopped (finished stages are skipped, the running "
                         "one continues from checkpoints/last.ckpt); starts a new run when there is nothing to resume")
+    p.add_argument("--strict", action="store_true",
+                   help="stop at the first bad clip (corrupt, truncated, missing media ...) instead of skipping and "
+                        "counting it (= data.strict=true)")
     p.add_argument("overrides", nargs="*", help="recipe overrides key.sub=value (e.g. stages.2.epochs=3)")
 
 
@@ -23,7 +26,8 @@ def run(args: argparse.Namespace) -> int:
     from xemogpt.describe import require_weights
     from xemogpt.recipe import load_recipe, validate_recipe
 
-    recipe = load_recipe(args.recipe, args.overrides)
+    overrides = list(args.overrides) + (["data.strict=true"] if args.strict else [])
+    recipe = load_recipe(args.recipe, overrides)
     validate_recipe(recipe)
     require_weights(recipe)  # every missing weights folder listed at once, before anything heavy
     if args.check:
