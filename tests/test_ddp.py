@@ -49,21 +49,27 @@ def test_ddp_two_cpu_ranks_see_disjoint_data_and_end_with_identical_weights(synt
 
 
 # --- strategy settings (no processes started) ----------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def tiny_model():
-    import lightning as L
-
-    from xemogpt.models.xemogpt import XEmoGPT
+def small_model_spec() -> dict:
+    """The tiny recipe's model with a smaller LM and no text encoder (also used by the worker scripts)."""
     from xemogpt.recipe import load_recipe
-    from xemogpt.training.throughput import synthetic_tokenizer_json
 
     spec = load_recipe("recipes/xemogpt-tiny.yaml")["model"]
     spec["text_encoder"] = None
     spec["llm_head"] = {k: v for k, v in spec["llm_head"].items() if k != "tokenizer"}
     spec["llm_head"]["config"] = {**spec["llm_head"]["config"], "hidden_size": 64, "num_hidden_layers": 2,
                                   "head_dim": 16, "intermediate_size": 128}
+    return spec
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    import lightning as L
+
+    from xemogpt.models.xemogpt import XEmoGPT
+    from xemogpt.training.throughput import synthetic_tokenizer_json
+
     L.seed_everything(0, verbose=False)
-    model = XEmoGPT(spec, tokenizer_json=synthetic_tokenizer_json(300, n=40))
+    model = XEmoGPT(small_model_spec(), tokenizer_json=synthetic_tokenizer_json(300, n=40))
     model.set_stage({"name": "instruct", "train": ["video_bridge", "audio_bridge", "video_projector",
                                                    "audio_projector", "llm_head"], "losses": ["lm"]})
     return model
@@ -232,19 +238,14 @@ import json, os, sys
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import lightning as L, torch
 from xemogpt.models.xemogpt import XEmoGPT
-from xemogpt.recipe import load_recipe
+from tests.test_ddp import small_model_spec
 from xemogpt.training.callbacks import weights_digest
 from xemogpt.training.strategies import trainer_options
 from xemogpt.training.throughput import synthetic_batch, synthetic_tokenizer_json
 
 torch.set_num_threads(1)
-spec = load_recipe("recipes/xemogpt-tiny.yaml")["model"]
-spec["text_encoder"] = None
-spec["llm_head"] = {k: v for k, v in spec["llm_head"].items() if k != "tokenizer"}
-spec["llm_head"]["config"] = {**spec["llm_head"]["config"], "hidden_size": 64, "num_hidden_layers": 2,
-                              "head_dim": 16, "intermediate_size": 128}
 L.seed_everything(0, verbose=False)
-model = XEmoGPT(spec, tokenizer_json=synthetic_tokenizer_json(300, n=40))
+model = XEmoGPT(small_model_spec(), tokenizer_json=synthetic_tokenizer_json(300, n=40))
 full = synthetic_batch(model, 2, audio_seconds=1.0)
 empty = {k: (v[:0] if torch.is_tensor(v) or isinstance(v, list) else v) for k, v in full.items()}
 empty["skipped"] = [("bad-clip", "decode_error", "truncated file")]

@@ -130,6 +130,8 @@ class XEmoGPT(L.LightningModule):
         self.feature_memo = feature_memo
         self._memo: dict[str, dict[str, torch.Tensor]] = {}
         self.datamodule_skips = None
+        self.portable_source: dict[str, Any] | None = None  # see portable(); set by rebuilds from a checkpoint
+        self._warned_truncation = False
         self.set_stage(stage or {"name": "instruct", "train": ["video_projector", "audio_projector", "llm_head"],
                                   "losses": ["lm"]})
 
@@ -141,11 +143,20 @@ class XEmoGPT(L.LightningModule):
         """Every checkpoint also carries the architecture and small files (tokenizer) of folder-loaded components,
         so a run rebuilds from the checkpoint alone when the pretrained folders are not at hand
         (:mod:`xemogpt.training.portable`)."""
-        from xemogpt.training.portable import PORTABLE_KEY, portable_record
+        from xemogpt.training.portable import PORTABLE_KEY
 
-        record = getattr(self, "portable_source", None) or portable_record(self)
+        record = self.portable()
         if record:
             checkpoint[PORTABLE_KEY] = record
+
+    def portable(self) -> dict[str, Any]:
+        """The record of :mod:`xemogpt.training.portable` for this model, made once (the components do not change
+        after the build, and periodic checkpoints should not re-save the tokenizer each time)."""
+        if self.portable_source is None:
+            from xemogpt.training.portable import portable_record
+
+            self.portable_source = portable_record(self)
+        return self.portable_source
 
     def set_stage(self, stage: dict[str, Any]) -> None:
         """Choose what trains and which losses apply: ``{"name", "train": [component keys], "losses": [vecb, aecb,
@@ -322,7 +333,7 @@ class XEmoGPT(L.LightningModule):
             # Training keeps the first max_length places (the prompt and modality tokens intact; the end of an
             # over-long target is dropped, as LLaVA-style trainers truncate); generation keeps the last ones.
             cut = out.inputs_embeds.shape[1] - max_len
-            if not getattr(self, "_warned_truncation", False):
+            if not self._warned_truncation:
                 self._warned_truncation = True
                 rank_zero_warn(f"spliced sequences of {out.inputs_embeds.shape[1]} places exceed "
                                f"llm_head.max_length={max_len}: "

@@ -25,10 +25,7 @@ def export_run(run: str | Path, out: str | Path) -> Path:
     spec = dict(model.hparams)
     spec.pop("stage", None)
     (out / "model_spec.json").write_text(json.dumps(spec, indent=1), encoding="utf-8")
-    from xemogpt.training.portable import portable_record
-
-    # architectures and tokenizer of folder-loaded parts: no folders needed
-    record = getattr(model, "portable_source", None) or portable_record(model)
+    record = model.portable()  # architectures and tokenizer of folder-loaded parts: no folders needed
     (out / "portable.json").unlink(missing_ok=True)
     if record:
         (out / "portable.json").write_text(json.dumps(record), encoding="utf-8")

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -234,8 +235,6 @@ def consolidate_sharded(path: Path) -> Path:
     converter (which needs the deepspeed package that wrote it). Other checkpoints are returned unchanged."""
     if not path.is_dir():
         return path
-    import shutil
-
     from lightning.pytorch.utilities.deepspeed import convert_zero_checkpoint_to_fp32_state_dict
 
     tmp = path.with_name(path.name + ".fp32.part")
@@ -248,8 +247,6 @@ def consolidate_sharded(path: Path) -> Path:
 def remove_checkpoint(path: Path) -> None:
     """Delete a checkpoint file, or a sharded checkpoint's folder."""
     if path.is_dir():
-        import shutil
-
         shutil.rmtree(path)
     else:
         path.unlink(missing_ok=True)
