@@ -132,15 +132,18 @@ def test_pickled_npy_is_refused_with_the_file_name(tmp_path):
 
 
 def test_parsers_and_synonym_map():
-    assert parse_label_list("['happy', 'sad']") == ["happy", "sad"]
-    assert parse_label_list('["at one\'s wits\' end"]') == ["at one's wits' end"]
-    assert parse_label_list("[happy, sad]") == ["happy", "sad"]  # unquoted, as some tools write it
-    assert parse_label_list("happy, sad") == ["happy", "sad"]
-    assert parse_label_list(float("nan")) == [] and parse_label_list("") == [] and parse_label_list(None) == []
-    assert parse_groups("[['a', 'b'], ['c']]") == [["a", "b"], ["c"]]
-    assert parse_groups(np.array("[['a', 'b'], ['c']]").tolist()) == [["a", "b"], ["c"]]
-    assert parse_groups([["a", "b"], ["c"]]) == [["a", "b"], ["c"]]
-    assert parse_groups(["a", "b"]) == [["a", "b"]]
+    for mode in ("published", "literal"):
+        assert parse_label_list("['happy', 'sad']", mode=mode) == ["happy", "sad"]
+        assert parse_label_list("[happy, sad]", mode=mode) == ["happy", "sad"]  # unquoted, as some tools write it
+        assert parse_label_list("happy, sad", mode=mode) == ["happy", "sad"]
+        assert parse_label_list(float("nan"), mode=mode) == [] and parse_label_list("", mode=mode) == []
+        assert parse_label_list(None, mode=mode) == [] and parse_label_list("[]", mode=mode) == []
+        assert parse_groups("[['a', 'b'], ['c']]", mode=mode) == [["a", "b"], ["c"]]
+        assert parse_groups(np.array("[['a', 'b'], ['c']]").tolist(), mode=mode) == [["a", "b"], ["c"]]
+        assert parse_groups([["a", "b"], ["c"]], mode=mode) == [["a", "b"], ["c"]]
+        assert parse_groups(["a", "b"], mode=mode) == [["a", "b"]]
+    with pytest.raises(ValueError, match="parse mode"):
+        parse_label_list("['a']", mode="ast")
     # a word in several groups takes the last group (the published loop overwrites)
     assert synonym_map([["a", "b"], ["c", "b"]]) == {"a": "a", "b": "c", "c": "c"}
 
