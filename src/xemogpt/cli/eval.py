@@ -15,6 +15,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--extractor", default=None, help="cue extractor (default: the recipe's, else offline)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--no-baselines", action="store_true")
+    p.add_argument("--wheels", default=None, metavar="DIR",
+                   help="AffectGPT's emotion_wheel folder (or a wheel mapping file): report the level-1 emotion-wheel "
+                        "OV-MER beside OV-MER (default: the recipe's eval.wheels)")
     p.add_argument("--max-new-tokens", type=int, default=None)
     p.add_argument("--num-beams", type=int, default=None)
     p.add_argument("--do-sample", action=argparse.BooleanOptionalAction, default=None)
@@ -40,8 +43,9 @@ def run(args: argparse.Namespace) -> int:
     ckpt = Path(args.checkpoint)
     out = Path(args.out) if args.out else (ckpt if ckpt.is_dir() else ckpt.parent) / f"eval-{args.split}"
     extractor = args.extractor or (recipe.get("eval") or {}).get("extractor", "offline")
+    wheels = args.wheels or (recipe.get("eval") or {}).get("wheels")
     results = evaluate_model(model, dm, out, split=args.split, extractor=extractor, batch_size=args.batch_size,
-                             baselines=not args.no_baselines, max_new_tokens=args.max_new_tokens,
+                             baselines=not args.no_baselines, wheels=wheels, max_new_tokens=args.max_new_tokens,
                              num_beams=args.num_beams, do_sample=args.do_sample, temperature=args.temperature,
                              top_p=args.top_p)
     print_metrics(results)

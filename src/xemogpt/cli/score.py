@@ -117,6 +117,11 @@ def _emocue360(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fail(err: Exception) -> int:
+    print(f"error: {err}", file=sys.stderr)
+    return 2
+
+
 def _columns(args: argparse.Namespace) -> tuple[str, str]:
     return args.pred_column or args.column, args.ref_column or args.column
 
@@ -132,7 +137,7 @@ def _ovmer(args: argparse.Namespace) -> int:
         syn = load_synonyms(args.synonyms, mode) if args.synonyms else None
         res = ovmer(pred, ref, syn, per_sample=args.per_sample, parse=mode)
     except (LabelFormatError, FileNotFoundError) as err:
-        raise SystemExit(f"error: {err}") from err
+        return _fail(err)
     if args.json:
         print(json.dumps(res, indent=2))
         return 0
@@ -165,7 +170,7 @@ def _ovmer_wheel(args: argparse.Namespace) -> int:
         else:
             res = ovmer_wheel(pred, ref, load_wheel(args.wheel), level=args.level, parse=mode)
     except (LabelFormatError, FileNotFoundError, ValueError) as err:
-        raise SystemExit(f"error: {err}") from err
+        return _fail(err)
     if args.json:
         print(json.dumps(res, indent=2))
         return 0

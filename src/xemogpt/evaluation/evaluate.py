@@ -13,7 +13,10 @@ Metrics (all written to ``metrics.json`` and ``report.md``):
   samples (a description that names no emotion counts as wrong);
 - ``ovmer``: OV-MER ``precision`` / ``recall`` / ``avg`` of the open-vocabulary label set the description names
   (every label of the evaluation vocabulary it mentions, in any word form the emotion table knows, leaving out
-  sentences about what is said unless nothing else names one) against the samples' ``labels``, no synonym groups.
+  sentences about what is said unless nothing else names one) against the samples' ``labels``, no synonym groups;
+  with ``eval.wheels`` (AffectGPT's published ``emotion_wheel`` folder, or a wheel mapping file) also
+  ``ovmer.ew_level1``, the level-1 emotion-wheel F / P / R of the same label sets
+  (:func:`xemogpt.metrics.ovmer_wheel.ew_level1`).
 
 Baselines beside the model: ``majority`` (every sample gets a typical training description of the most frequent
 training emotion) and ``shuffled`` (the model's own predictions shuffled across samples).
@@ -128,8 +131,9 @@ def discrete_emotion_scores(samples: list[EmoCueSample], texts: list[str],
     return {k: res[k] for k in ("accuracy", "weighted_f1", "uar", "war", "n")}
 
 
-def ovmer_scores(samples: list[EmoCueSample], texts: list[str]) -> dict[str, Any] | None:
-    """OV-MER of the labels each text names against the samples' open-vocabulary ``labels`` (None: no labels)."""
+def ovmer_scores(samples: list[EmoCueSample], texts: list[str], wheels: Any = None) -> dict[str, Any] | None:
+    """OV-MER of the labels each text names against the samples' open-vocabulary ``labels`` (None: no labels), plus
+    the level-1 emotion-wheel figure when ``wheels`` (a folder, mapping file or loaded wheels) is given."""
     from xemogpt.metrics.ovmer import ovmer
 
     if not any(s.labels for s in samples):
@@ -138,11 +142,16 @@ def ovmer_scores(samples: list[EmoCueSample], texts: list[str]) -> dict[str, Any
     ref = {s.id: list(s.labels) for s in samples}
     pred = {s.id: labels_from_text(t, vocab) for s, t in zip(samples, texts)}
     res = ovmer(pred, ref)
-    return {k: res[k] for k in ("precision", "recall", "avg", "n")}
+    out = {k: res[k] for k in ("precision", "recall", "avg", "n")}
+    if wheels is not None:
+        from xemogpt.metrics.ovmer_wheel import ew_level1
+
+        out["ew_level1"] = ew_level1(pred, ref, wheels)
+    return out
 
 
 def score_texts(samples: list[EmoCueSample], texts: list[str], extractor, encoder=None,
-                pred_cues: list[dict[str, list[str]]] | None = None) -> dict[str, Any]:
+                pred_cues: list[dict[str, list[str]]] | None = None, wheels: Any = None) -> dict[str, Any]:
     """Every metric of ``texts`` (one generated description per sample) against the samples' annotations."""
     from xemogpt.data.synth.cues import emotion_from_text
     from xemogpt.metrics.emocue360 import emocue360
@@ -163,7 +172,7 @@ def score_texts(samples: list[EmoCueSample], texts: list[str], extractor, encode
     emotion = discrete_emotion_scores(samples, texts, vocab)
     if emotion is not None:
         out["discrete"] = emotion
-    ov = ovmer_scores(samples, texts)
+    ov = ovmer_scores(samples, texts, wheels)
     if ov is not None:
         out["ovmer"] = ov
     return out
@@ -204,9 +213,13 @@ def build_extractor(extractor: Any) -> tuple[Any, str]:
 
 
 def evaluate_model(model, dm, out_dir: str | Path, split: str = "test", extractor: Any = "offline",
-                   batch_size: int = 32, baselines: bool = True, **gen: Any) -> dict[str, Any]:
-    """Generate for ``split``, score everything, write predictions.jsonl, metrics.json and report.md."""
+                   batch_size: int = 32, baselines: bool = True, wheels: Any = None, **gen: Any) -> dict[str, Any]:
+    """Generate for ``split``, score everything, write predictions.jsonl, metrics.json and report.md (``wheels``:
+    the recipe's ``eval.wheels``, read before generating so that a bad path fails at once)."""
     from xemogpt.evaluation.report import write_report
+    from xemogpt.metrics.ovmer_wheel import load_wheels
+
+    wheels = load_wheels(wheels) if wheels else None
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -221,11 +234,11 @@ def evaluate_model(model, dm, out_dir: str | Path, split: str = "test", extracto
         for r in records:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
     results: dict[str, Any] = {"split": split, "extractor": ext_name,
-                               "model": score_texts(samples, texts, ext, pred_cues=pred_cues)}
+                               "model": score_texts(samples, texts, ext, pred_cues=pred_cues, wheels=wheels)}
     if baselines and samples:
         train = dm.split_samples("train")
-        results["majority"] = score_texts(samples, majority_texts(train, len(samples)), ext)
-        results["shuffled"] = score_texts(samples, shuffled(texts), ext)
+        results["majority"] = score_texts(samples, majority_texts(train, len(samples)), ext, wheels=wheels)
+        results["shuffled"] = score_texts(samples, shuffled(texts), ext, wheels=wheels)
     results["skipped"] = dm.skips.counts()
     (out_dir / "metrics.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
     write_report(results, _worked_examples(records, samples), out_dir / "report.md")

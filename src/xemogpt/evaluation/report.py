@@ -31,6 +31,9 @@ def metric_rows(results: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
     if any(results[s].get("ovmer") for s in systems):
         for k, name in (("precision", "P"), ("recall", "R"), ("avg", "avg")):
             rows.append((f"OV-MER {name}", {s: fmt((results[s].get("ovmer") or {}).get(k)) for s in systems}))
+        if any((results[s].get("ovmer") or {}).get("ew_level1") for s in systems):
+            rows.append(("OV-MER EW level-1 F", {s: fmt(((results[s].get("ovmer") or {}).get("ew_level1") or {})
+                                                       .get("fscore")) for s in systems}))
     return rows
 
 

@@ -200,6 +200,9 @@ def load_wheels(path: str | Path | EmotionWheel | WheelFolder) -> EmotionWheel |
     """A published ``emotion_wheel`` folder (a directory) or a hand-made mapping file (anything else)."""
     if isinstance(path, (EmotionWheel, WheelFolder)):
         return path
+    if not Path(path).exists():
+        raise LabelFormatError(f"wheels {path} does not exist; expected AffectGPT's emotion_wheel folder (wheel1.xlsx "
+                               "... wheel5.xlsx, synonym.xlsx, format.csv) or a wheel mapping file")
     return load_wheel_folder(path) if Path(path).is_dir() else load_wheel(path)
 
 

@@ -475,7 +475,7 @@ def train_recipe(recipe: dict[str, Any], run_dir: str | Path, evaluate: bool = T
         ev = recipe.get("eval") or {}
         metrics = evaluate_model(model, dm, run_dir / "eval", split=ev.get("split", "test"),
                                  extractor=ev.get("extractor", "offline"), batch_size=int(ev.get("batch_size", 32)),
-                                 baselines=bool(ev.get("baselines", True)))
+                                 baselines=bool(ev.get("baselines", True)), wheels=ev.get("wheels"))
         timings["eval"] = round(time.time() - te, 1)
         summary["metrics"] = metrics
     timings["total"] = round(time.time() - t0, 1)

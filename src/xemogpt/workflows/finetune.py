@@ -168,7 +168,8 @@ def _evaluate(model, dm, resolved: dict[str, Any], out_dir: Path) -> dict[str, A
     ev = resolved.get("eval") or {}
     split = ev.get("split", "test")
     metrics = evaluate_model(model, dm, out_dir, split=split, extractor=ev.get("extractor", "offline"),
-                             batch_size=int(ev.get("batch_size", 32)), baselines=bool(ev.get("baselines", True)))
+                             batch_size=int(ev.get("batch_size", 32)), baselines=bool(ev.get("baselines", True)),
+                             wheels=ev.get("wheels"))
     metrics["model"]["lm_loss"] = lm_loss(model, dm, split, int(ev.get("batch_size", 32)))
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     return metrics
