@@ -290,27 +290,24 @@ def ovmer_wheel_published(
     """Every published EW variant and aggregate of ``{name: labels}`` predictions against references.
 
     Returns ``{"variants": {name: score_variant(...)}, "level1": {"fscore", "precision", "recall"}, "level2": ...,
-    "mer2025", "wheels", "samples", "missing_pred", "not_in_format": {"ref", "pred"}, "on_no_wheel": {"ref",
-    "pred"}}``; the last two count (sample, label) pairs dropped because the word form is not in ``format.csv``, or
-    because none of its wheel words is on any wheel (dropped from every ``case3`` variant).
+    "mer2025", "wheels", "samples", "missing_pred", "not_in_format": {"ref", "pred"}}``. ``not_in_format`` counts
+    the (sample, label) pairs every variant drops because the word form is not in ``format.csv``; each variant's
+    ``dropped_ref`` / ``dropped_pred`` add, for ``case3``, the labels none of whose wheel words is on that wheel.
+    (No label is on no wheel at all: every synonym-table word is a wheel word, which the reader checks.)
     """
     folder = folder if isinstance(folder, WheelFolder) else load_wheel_folder(folder)
     p_lists, r_lists = label_lists(pred, parse, "prediction"), label_lists(ref, parse, "reference")
     variants = {v: score_variant(p_lists, r_lists, partial(folder.normalise, variant=v)) for v in folder.variants}
-    on_any = {w for wheel in folder.wheels.values() for w in cluster_map(wheel)}
 
-    def count(lists: Mapping[str, list[str]], names: Sequence[str]) -> tuple[int, int]:
-        labels = [w for n in names for w in lists.get(n, [])]
-        unknown = sum(w not in folder.forms for w in labels)
-        return unknown, sum(w in folder.forms and not on_any.intersection(folder.wheel_candidates(w)) for w in labels)
+    def not_in_format(lists: Mapping[str, list[str]]) -> int:
+        return sum(w not in folder.forms for n in ref for w in lists.get(n, []))
 
-    (nf_ref, nw_ref), (nf_pred, nw_pred) = count(r_lists, list(ref)), count(p_lists, list(ref))
     out: dict[str, Any] = {"variants": variants}
     for level in LEVELS:
         out[level] = _mean_fpr([variants[f"case3_{w}_{level}"] for w in folder.wheels])
     out["mer2025"] = float(np.mean([out["level1"]["fscore"], out["level2"]["fscore"]]))
     out.update(wheels=list(folder.wheels), samples=len(ref), missing_pred=sum(n not in pred for n in ref),
-               not_in_format={"ref": nf_ref, "pred": nf_pred}, on_no_wheel={"ref": nw_ref, "pred": nw_pred})
+               not_in_format={"ref": not_in_format(r_lists), "pred": not_in_format(p_lists)})
     return out
 
 
