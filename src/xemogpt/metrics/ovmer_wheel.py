@@ -48,7 +48,7 @@ import torch
 from torchmetrics import Metric
 
 from xemogpt.metrics.labels_io import LabelFormatError, parse_label_list
-from xemogpt.metrics.ovmer import fscore
+from xemogpt.metrics.ovmer import fscore, set_precision_recall
 from xemogpt.metrics.wheel_folder import (
     LEVELS,
     Hierarchy,
@@ -222,14 +222,6 @@ def label_lists(labels: Mapping[str, Any], parse: str, what: str) -> dict[str, l
             for name, v in labels.items()}
 
 
-def pair_scores(gt: set[str], pred: set[str]) -> tuple[float, float]:
-    """One kept sample's (P, R): 0, 0 for an empty prediction (``gt`` is not empty)."""
-    if not pred:
-        return 0.0, 0.0
-    hit = len(gt & pred)
-    return hit / len(pred), hit / len(gt)
-
-
 def score_variant(pred: Mapping[str, list[str]], ref: Mapping[str, list[str]], norm: Normaliser) -> dict[str, Any]:
     """One variant over ``ref``'s samples (label lists from :func:`label_lists`; a missing prediction is empty).
 
@@ -253,7 +245,7 @@ def score_variant(pred: Mapping[str, list[str]], ref: Mapping[str, list[str]], n
         if not gt:
             skipped += 1
             continue
-        p, r = pair_scores(gt, q)
+        p, r = set_precision_recall(gt, q)
         ps.append(p)
         rs.append(r)
     mp = float(np.mean(ps)) if ps else float("nan")
@@ -360,7 +352,7 @@ class OVMERWheel(Metric):
                 gt = {m for m in map(norm, labels) if m}
                 if not gt:
                     continue
-                p, r = pair_scores(gt, {m for m in map(norm, p_lists[key]) if m})
+                p, r = set_precision_recall(gt, {m for m in map(norm, p_lists[key]) if m})
                 self.precision_sum[j] += p
                 self.recall_sum[j] += r
                 self.n[j] += 1
