@@ -173,7 +173,9 @@ def resolve_source(path: str | None, arch: str | None, config: dict[str, Any] | 
     if section and section in base:
         sub = dict(base[section])
         if "projection_dim" in base:
-            sub.setdefault("projection_dim", base["projection_dim"])
+            # A composite (CLIPModel) folder's projections were built with its top-level width; the sub-config's own
+            # projection_dim is often just the class default that save_pretrained wrote.
+            sub["projection_dim"] = base["projection_dim"]
         base = sub
     merged = configs.merge(base, config)
     return Source(folder, folder is not None and not is_architecture_only(), merged, preprocess, named)

@@ -94,7 +94,7 @@ def _wait_for(path: Path, what: str, timeout_s: float = 3600.0) -> None:
         time.sleep(1.0)
 
 
-def build_tokenizer(root: Path | str, model_spec: dict[str, Any], vocab_size: int, instruction: str,
+def build_tokenizer(root: Path | str, model_spec: dict[str, Any], vocab_size: int, instruction: str | None,
                     storage_options: dict[str, Any] | None = None) -> str | None:
     """Train a tokenizer on the training split when the recipe asks for ``llm_head.tokenizer: build``."""
     spec = model_spec["llm_head"]
@@ -107,7 +107,8 @@ def build_tokenizer(root: Path | str, model_spec: dict[str, Any], vocab_size: in
 
     samples = read_pack_samples(root, storage_options) if is_pack(root) else read_manifest(root)
     train = [s for s in samples if s.split == "train"] or samples
-    texts = [s.description for s in train] + [build_prompt(s.subtitle, instruction) for s in samples]
+    template = spec.get("template", "paper")
+    texts = [s.description for s in train] + [build_prompt(s.subtitle, instruction, template) for s in samples]
     return tokenizer_to_json(train_tokenizer(texts, vocab_size=vocab_size))
 
 
@@ -332,9 +333,7 @@ def train_recipe(recipe: dict[str, Any], run_dir: str | Path, evaluate: bool = T
 
     root = ensure_data(recipe["data"], rank)
     gen_time = time.time() - t0
-    from xemogpt.llm.prompt import DEFAULT_INSTRUCTION
-
-    instruction = run.get("instruction") or DEFAULT_INSTRUCTION
+    instruction = run.get("instruction")  # None: the prompt template's own
     stages = [s for s in recipe.get("stages") or [] if not s.get("skip")]
     progress.data["stages"] = [s["name"] for s in stages]
     start, resumable, boundary = _resume_plan(progress, stages) if progress.data.get("completed") or \
