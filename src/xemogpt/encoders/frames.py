@@ -32,6 +32,8 @@ class FrameEncoder(Component):
 
     image_preprocess: ImagePreprocess
     tokens_per_frame: int = 1
+    record_pixels: bool = False  # keep the last preprocessed frames in ``recorded_pixels`` (B, T, 3, h, w)
+    recorded_pixels: torch.Tensor | None = None
 
     def __init__(self, tokens: str, chunk_size: int) -> None:
         super().__init__()
@@ -67,7 +69,10 @@ class FrameEncoder(Component):
         b, t = frames.shape[:2]
         x = frames.flatten(0, 1)
         dtype = next(self.parameters()).dtype
-        outs = [self.encode_images(self.image_preprocess(chunk).to(dtype)) for chunk in x.split(self.chunk_size)]
+        pixels = [self.image_preprocess(chunk).to(dtype) for chunk in x.split(self.chunk_size)]
+        if self.record_pixels:  # xemogpt explain --save-tensors: what the image tower is fed
+            self.recorded_pixels = torch.cat(pixels).view(b, t, *pixels[0].shape[1:])
+        outs = [self.encode_images(chunk) for chunk in pixels]
         y = torch.cat(outs).float()
         if y.dim() == 2:
             return y.view(b, t, -1)

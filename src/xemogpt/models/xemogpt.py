@@ -285,8 +285,10 @@ class XEmoGPT(L.LightningModule):
             return enc.encode(texts, modality=modality)
         return enc.encode(texts)
 
-    def modality_tokens(self, batch: dict[str, Any]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """-> {"video": ((B, T, H), (B, T) mask), "audio": ((B, A, H), (B, A) mask)}."""
+    def modality_tokens(self, batch: dict[str, Any], trace: dict[str, torch.Tensor] | None = None
+                        ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """-> {"video": ((B, T, H), (B, T) mask), "audio": ((B, A, H), (B, A) mask)}; ``trace`` (a dict) receives
+        the bridges' outputs and masks (``video_bridge_out``, ``video_mask``, ``audio_bridge_out``, ``audio_mask``)."""
         vmask = batch["frame_mask"]
         ids = batch.get("ids")
         v = self.encode_video(batch["frames"], vmask, ids)
@@ -294,6 +296,8 @@ class XEmoGPT(L.LightningModule):
         v = self.video_bridge(v, vmask)
         a, amask = self.encode_audio(batch["audio"], batch["audio_mask"], ids)
         a = self.audio_bridge(a, amask)
+        if trace is not None:
+            trace.update(video_bridge_out=v, video_mask=vmask, audio_bridge_out=a, audio_mask=amask)
         # Bridges that change the sequence length (Q-Former: B x num_queries) give the mask of their output.
         if getattr(self.video_bridge, "changes_length", False):
             vmask = self.video_bridge.out_mask(vmask)
@@ -497,14 +501,29 @@ class XEmoGPT(L.LightningModule):
 
     # --- generation -------------------------------------------------------------------------------------------
     @torch.no_grad()
-    def generate(self, batch: dict[str, Any], **overrides: Any) -> list[str]:
-        """Batched generation with the KV cache: a batch -> one description per sample."""
+    def generate(self, batch: dict[str, Any], trace: dict[str, torch.Tensor] | None = None,
+                 **overrides: Any) -> list[str]:
+        """Batched generation with the KV cache: a batch -> one description per sample.
+
+        ``overrides`` replace the run's generation settings (``greedy=True``: one beam, no sampling). ``trace`` (a
+        dict) receives what :meth:`modality_tokens` records plus ``inputs_embeds`` (B, L, H) and
+        ``attention_mask`` (B, L) of the left-aligned LLM input, ``first_logits`` (B, V) at its last position and
+        ``generated_ids`` (B, N).
+        """
         was_training = self.training
         self.eval()
         try:
-            sp = self.spliced(batch, with_targets=False)
+            tokens = self.modality_tokens(batch, trace)
+            sp = self.spliced(batch, with_targets=False, tokens=tokens)
             gen = {**self.generation, **{k: v for k, v in overrides.items() if v is not None}}
-            return self.llm_head.generate(sp.inputs_embeds, sp.attention_mask, **gen)
+            if gen.pop("greedy", False):
+                gen.update(num_beams=1, do_sample=False)
+            ids = self.llm_head.generate_ids(sp.inputs_embeds, sp.attention_mask, **gen)
+            if trace is not None:
+                logits = self.llm_head(sp.inputs_embeds, sp.attention_mask, sp.position_ids).logits
+                trace.update(inputs_embeds=sp.inputs_embeds, attention_mask=sp.attention_mask,
+                             first_logits=logits[:, -1].float(), generated_ids=ids)
+            return self.llm_head.decode(ids)
         finally:
             self.train(was_training)
 

@@ -112,10 +112,10 @@ def build_tokenizer(root: Path | str, model_spec: dict[str, Any], vocab_size: in
     return tokenizer_to_json(train_tokenizer(texts, vocab_size=vocab_size))
 
 
-def data_module(recipe: dict[str, Any], model, root: Path | str, batch_size: int | None = None):
-    from xemogpt.data.datamodule import EmoCueDataModule
-
-    data = {**DATA_DEFAULTS, **{k: v for k, v in recipe["data"].items() if k not in ("root", "synth")}}
+def data_settings(recipe: dict[str, Any], model) -> dict[str, Any]:
+    """The DataModule arguments of a run: the recipe's ``data`` section over :data:`DATA_DEFAULTS`, with the frame
+    size, crop and audio rate the model's encoders ask for (the same for training, ``eval`` and ``explain``)."""
+    data = {**DATA_DEFAULTS, **{k: v for k, v in (recipe.get("data") or {}).items() if k not in ("root", "synth")}}
     pre = getattr(model.video_encoder, "preprocess_config", lambda: {})()
     apre = getattr(model.audio_encoder, "preprocess_config", lambda: {})()
     data.setdefault("frame_size", pre.get("image_size", 64))
@@ -124,6 +124,13 @@ def data_module(recipe: dict[str, Any], model, root: Path | str, batch_size: int
     data.setdefault("frame_crop", bool(pre.get("decode_crop", pre.get("crop"))))
     if "sample_rate" in apre:
         data["sample_rate"] = apre["sample_rate"]
+    return data
+
+
+def data_module(recipe: dict[str, Any], model, root: Path | str, batch_size: int | None = None):
+    from xemogpt.data.datamodule import EmoCueDataModule
+
+    data = data_settings(recipe, model)
     if batch_size:
         data["batch_size"] = batch_size
     data.setdefault("seed", recipe.get("seed", 0))
