@@ -89,8 +89,9 @@ def test_prompt_cap_keeps_the_first_places_and_the_whole_target(cap):
         assert int(fast.attention_mask[i].sum()) == kept + n_target
         assert bool(fast.truncated[i]) == (n_prompt > cap)
         assert torch.equal(fast.inputs_embeds[i, :kept], full.inputs_embeds[i, :kept])
-        assert torch.equal(fast.inputs_embeds[i, kept:kept + n_target], full.inputs_embeds[i, n_prompt:n_prompt + n_target])
-        assert torch.equal(fast.labels[i, kept:kept + n_target], full.labels[i, n_prompt:n_prompt + n_target])
+        target, ref = slice(kept, kept + n_target), slice(n_prompt, n_prompt + n_target)
+        assert torch.equal(fast.inputs_embeds[i, target], full.inputs_embeds[i, ref])
+        assert torch.equal(fast.labels[i, target], full.labels[i, ref])
 
 
 def test_width_mismatch_message():

@@ -31,6 +31,7 @@ from typing import Any
 import torch
 
 from xemogpt import configs
+from xemogpt.errors import XemoGPTError
 
 COMPONENT_FILE = "component.json"
 WEIGHTS_FILE = "weights.safetensors"
@@ -39,11 +40,11 @@ FORMAT = "xemogpt-component/1"
 _ARCH_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar("xemogpt_architecture_only", default=False)
 
 
-class MissingWeightsError(FileNotFoundError):
+class MissingWeightsError(XemoGPTError, FileNotFoundError):
     """Pretrained weights named by a recipe are not on disk; the message lists each path and what belongs there."""
 
 
-class ComponentFileError(RuntimeError):
+class ComponentFileError(XemoGPTError, RuntimeError):
     """A saved component folder is missing, unreadable or does not fit the rebuilt component."""
 
 

@@ -27,6 +27,8 @@ from typing import Any, Union
 
 import numpy as np
 
+from xemogpt.errors import XemoGPTError
+
 Source = Union[str, Path, bytes, bytearray, memoryview]
 
 # Notes (handled, the clip is kept) a decode can attach to its result; skip reasons are DecodeError.reason values.
@@ -57,7 +59,7 @@ COMMON_SAMPLE_RATES = frozenset({8000, 16000, 22050, 24000, 32000, 44100, 48000,
 COMMON_CHANNELS = frozenset({1, 2})
 
 
-class DecodeError(RuntimeError):
+class DecodeError(XemoGPTError, RuntimeError):
     """A media file could not be decoded; ``reason`` is a short machine-friendly tag (see ``SKIP_REASONS``)."""
 
     def __init__(self, path: str | Path, reason: str, detail: str = "") -> None:

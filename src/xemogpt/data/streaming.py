@@ -183,7 +183,8 @@ class _PackJob:
 
 def pack_dataset(root: str | Path, out: str | Path, *, mode: str = "bytes", num_frames: int = 16,
                  frame_size: int = 64, crop: bool = False, sample_rate: int = 16000, max_seconds: float = 12.0,
-                 resample: str = "area", sampling: str = "centre", workers: int = 1, chunk_bytes: str | int = "64MB", strict: bool = False, progress: bool = True,
+                 resample: str = "area", sampling: str = "centre", workers: int = 1,
+                 chunk_bytes: str | int = "64MB", strict: bool = False, progress: bool = True,
                  storage_options: dict[str, Any] | None = None, skips=None) -> PackReport:
     """Write the manifest dataset at ``root`` as litdata shards into ``out`` (a folder or object-storage URI).
 

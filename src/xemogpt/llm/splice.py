@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import torch
 
-
 AUDIO_SLOT = -2  # where a prompt takes its audio tokens
 VIDEO_SLOT = -3  # where a prompt takes its video tokens
 
