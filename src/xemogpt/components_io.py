@@ -23,6 +23,8 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import json
+import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,8 +78,68 @@ class WeightArg:
     contains: tuple[str, ...] = field(default_factory=tuple)
 
 
+# --- Hugging Face hub ids -------------------------------------------------------------------------------------------
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
+
+
+def downloads_allowed() -> bool:
+    """Whether a hub id may be downloaded: only while ``HF_HUB_OFFLINE`` is unset or false (tests and make set it)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() not in {"1", "ON", "YES", "TRUE"}
+
+
+def hub_cache_dir() -> str:
+    """The hub cache, read at call time: ``HF_HUB_CACHE``, else ``HF_HOME/hub``, else ``~/.cache/huggingface/hub``."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.environ["HF_HUB_CACHE"]
+    home = os.environ.get("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface")
+    return os.path.join(home, "hub")
+
+
+def is_hub_id(path: str | Path | None) -> bool:
+    """``org/name`` that is not an existing local path."""
+    return path is not None and bool(HUB_ID.match(str(path))) and not Path(path).exists()
+
+
+def resolve_hub_id(repo_id: str, key: str, *, download: bool | None = None) -> str:
+    """The local folder of hub model ``repo_id``: its snapshot in the local hub cache, downloaded there first only
+    when ``download`` (default: :func:`downloads_allowed`). Raises :class:`MissingWeightsError` naming the id and
+    how to fetch it."""
+    from huggingface_hub import snapshot_download
+
+    download = downloads_allowed() if download is None else download
+    try:
+        return snapshot_download(repo_id, cache_dir=hub_cache_dir(), local_files_only=not download)
+    except Exception as e:  # not cached (offline), unknown repo, no network: one clear message
+        how = ("it is not in the local Hugging Face cache and downloads are off (HF_HUB_OFFLINE is set); fetch it "
+               f"with `huggingface-cli download {repo_id}` or unset HF_HUB_OFFLINE") if not download else \
+            f"it could not be downloaded ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+        raise MissingWeightsError(f"{key}: {repo_id!r} is neither a local folder nor a usable hub model: {how} "
+                                  f"(cache: {hub_cache_dir()})") from e
+
+
+def local_folder(path: str | Path | None, key: str) -> str | None:
+    """``path`` itself, or for a hub id (``openai/clip-vit-large-patch14``) its folder in the local hub cache (see
+    :func:`resolve_hub_id`; in :func:`architecture_only` mode nothing is downloaded)."""
+    if not is_hub_id(path):
+        return None if path is None else str(path)
+    if is_architecture_only():
+        try:
+            return resolve_hub_id(str(path), key, download=False)
+        except MissingWeightsError:
+            return str(path)
+    return resolve_hub_id(str(path), key)
+
+
 def check_weight_path(path: str | Path, arg: WeightArg, key: str) -> str | None:
-    """None when ``path`` holds what ``arg`` describes, else one line saying what is missing and what belongs there."""
+    """None when ``path`` holds what ``arg`` describes, else one line saying what is missing and what belongs there.
+    A hub id passes when it is in the local hub cache or may be downloaded."""
+    if is_hub_id(path) and arg.kind == "folder":
+        if downloads_allowed():
+            return None
+        try:
+            path = resolve_hub_id(str(path), key, download=False)
+        except MissingWeightsError as e:
+            return str(e)
     p = Path(path)
     if arg.kind == "folder":
         if not p.is_dir():
@@ -151,7 +213,7 @@ def resolve_source(path: str | None, arch: str | None, config: dict[str, Any] | 
     base: dict[str, Any] = {}
     preprocess: dict[str, Any] = {}
     if path:
-        p = Path(path)
+        p = Path(local_folder(path, f"{key}.path"))
         if p.is_dir():
             folder = p
             cfg_path = p / config_file

@@ -84,6 +84,7 @@ class Decoded:
 
 SAMPLINGS = ("centre", "linspace")
 RESAMPLES = ("area", "bicubic")
+AUDIO_RESAMPLERS = ("ffmpeg", "soxr")
 
 
 def uniform_indices(n_frames: int, num: int) -> np.ndarray:
@@ -166,8 +167,9 @@ def _target_size(width: int, height: int, size: int | tuple[int, int], crop: boo
 
 
 def processor_resize(rgb: np.ndarray, size: int | tuple[int, int], crop: bool) -> np.ndarray:
-    """RGB (H, W, 3) uint8 -> (3, h, w) uint8 exactly as Hugging Face's CLIP image processors (and torchvision on uint8
-    images) resize: bicubic with antialiasing in float, clamped to [0, 255] and rounded; ``crop``: the short side to
+    """RGB (H, W, 3) uint8 -> (3, h, w) uint8 exactly as Hugging Face's CLIP image processors (torchvision on uint8
+    images) resize: bicubic with antialiasing, computed by torch's native uint8 kernel on the CPU (as torchvision does
+    there; elsewhere in float, clamped to [0, 255] and rounded); ``crop``: the short side to
     ``size`` (the long side ``int(size * long / short)``) then a centre crop of ``size`` x ``size`` (the top-left
     corner at ``round((H - h) / 2)``), else squashed to ``size`` ((w, h) for a pair)."""
     import torch
@@ -185,8 +187,7 @@ def processor_resize(rgb: np.ndarray, size: int | tuple[int, int], crop: bool) -
         oh, ow = nh, nw
     x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
     if (nh, nw) != (h, w):
-        x = F.interpolate(x.float(), size=(nh, nw), mode="bicubic", align_corners=False, antialias=True)
-        x = x.clamp_(0, 255).round_().to(torch.uint8)
+        x = F.interpolate(x, size=(nh, nw), mode="bicubic", align_corners=False, antialias=True)
     top, left = int(round((nh - oh) / 2.0)), int(round((nw - ow) / 2.0))
     return x[0, :, top:top + oh, left:left + ow].numpy()
 
@@ -322,10 +323,18 @@ class _AudioSink:
     """Mono float32 at ``rate`` from any input rate and channel layout, up to ``max_seconds``.
 
     Channels are averaged (FFmpeg's own downmix sums the channels of e.g. a 5.1 track and would change loudness).
+    ``resampler``: ``ffmpeg`` (each channel through FFmpeg's resampler, then averaged) or ``soxr`` (what the released
+    XEmoGPT's ``librosa.load(sr=16000, mono=True)`` computes: channels averaged at the source rate, then resampled
+    by soxr at high quality to ``ceil(n * rate / source rate)`` samples; the clip is read one second past
+    ``max_seconds`` so the cut does not see the end of the resampler's input).
     """
 
-    def __init__(self, rate: int, max_seconds: float | None) -> None:
+    def __init__(self, rate: int, max_seconds: float | None, resampler: str = "ffmpeg") -> None:
+        if resampler not in AUDIO_RESAMPLERS:
+            raise ValueError(f"audio resampler must be one of {AUDIO_RESAMPLERS}, got {resampler!r}")
         self.rate = rate
+        self.mode = resampler
+        self.max_seconds = max_seconds
         self.resampler = None
         self.direct: tuple | bool | None = None  # (dtype, scale, format) when frames can be read as they are
         self.limit = None if max_seconds is None else int(max_seconds * rate)
@@ -355,8 +364,12 @@ class _AudioSink:
         if self.resampler is None:
             import av
 
-            # Resample each channel (planar float, same layout: no rematrixing), then average them.
-            self.resampler = av.AudioResampler(format="fltp", layout=frame.layout.name, rate=self.rate)
+            # Resample each channel (planar float, same layout: no rematrixing), then average them. soxr: only the
+            # sample format is converted here (at the source rate); the rate changes in result().
+            rate = self.rate if self.mode == "ffmpeg" else int(frame.sample_rate)
+            if self.mode == "soxr" and self.max_seconds is not None:
+                self.limit = int((self.max_seconds + 1.0) * rate)
+            self.resampler = av.AudioResampler(format="fltp", layout=frame.layout.name, rate=rate)
         for rf in self.resampler.resample(frame):
             self._add(self._mono(rf))
 
@@ -384,8 +397,14 @@ class _AudioSink:
         if not self.chunks:
             return None
         audio = np.concatenate(self.chunks).astype(np.float32, copy=False)
-        if self.limit is not None:
-            audio = audio[: self.limit]
+        if self.mode == "soxr" and self.resampler is not None and self.source[0] != self.rate:
+            import soxr
+
+            n = int(np.ceil(audio.shape[0] * float(self.rate) / self.source[0]))
+            audio = soxr.resample(audio, self.source[0], self.rate, quality="soxr_hq").astype(np.float32, copy=False)
+            audio = np.pad(audio[:n], (0, max(0, n - audio.shape[0])))  # librosa's fix_length
+        if self.max_seconds is not None:
+            audio = audio[: int(self.max_seconds * self.rate)]
         if audio.size == 0:
             return None
         if not np.isfinite(audio).all():
@@ -513,7 +532,7 @@ def _video_facts(container, stream) -> tuple[float | None, float | None, int]:
 
 
 def _audio_pass(src: Source, name: str | None, rate: int, max_seconds: float | None,
-                notes: list[tuple[str, str]]) -> np.ndarray | None:
+                notes: list[tuple[str, str]], resampler: str = "ffmpeg") -> np.ndarray | None:
     """Audio of ``src`` (None with a ``no_audio`` note when it has no decodable audio)."""
     label = source_name(src, name)
     container = _open(src, name)
@@ -521,7 +540,7 @@ def _audio_pass(src: Source, name: str | None, rate: int, max_seconds: float | N
         if not container.streams.audio:
             notes.append(("no_audio", f"{label}: no audio stream"))
             return None
-        sink = _AudioSink(rate, max_seconds)
+        sink = _AudioSink(rate, max_seconds, resampler)
         errors = _scan(container, None, container.streams.audio[0], None, sink)
     finally:
         container.close()
@@ -618,13 +637,13 @@ def decode_clip(video: Source | None, audio: Source | None = None, *, num_frames
                 video_seconds: float | None = None, name: str | None = None, with_audio: bool = True,
                 channels_first: bool = False, long_seconds: float = LONG_CLIP_SECONDS,
                 high_pixels: int = HIGH_RES_PIXELS, seek_seconds: float = SEEK_MIN_SECONDS,
-                resample: str = "area", sampling: str = "centre") -> Decoded:
+                resample: str = "area", sampling: str = "centre", audio_resampler: str = "ffmpeg") -> Decoded:
     """Decode one clip: ``num_frames`` frames sampled uniformly over the video (or its first ``video_seconds``) at
     ``size``, and mono audio at ``sample_rate`` cut to ``max_seconds``, from ``audio`` when given, else from the
     video's own track (in the same pass over the file); ``with_audio=False`` decodes frames only.
     ``channels_first`` returns frames as (T, 3, H, W) (what the DataModule and models use) instead of (T, H, W, 3).
     ``resample`` (``area``/``bicubic``) and ``sampling`` (``centre``/``linspace``): see :func:`convert_frame` and
-    :func:`frame_indices`.
+    :func:`frame_indices`; ``audio_resampler`` (``ffmpeg``/``soxr``): see :class:`_AudioSink`.
 
     A missing or undecodable modality is returned as None with a note (see ``NOTE_REASONS``) unless
     ``need_video``/``need_audio`` makes it a :class:`DecodeError`; a clip with neither raises ``no_media``.
@@ -635,7 +654,8 @@ def decode_clip(video: Source | None, audio: Source | None = None, *, num_frames
     frames = wav = indices = None
     fps = duration = None
     filled = False
-    sink = _AudioSink(sample_rate, max_seconds) if video is not None and audio is None and with_audio else None
+    sink = (_AudioSink(sample_rate, max_seconds, audio_resampler) if video is not None and audio is None and with_audio
+            else None)
     if video is not None:
         frames, fps, duration, filled, indices = _video_pass(
             video, name, num_frames, size, crop, video_seconds, sink, notes, long_seconds=long_seconds,
@@ -648,9 +668,10 @@ def decode_clip(video: Source | None, audio: Source | None = None, *, num_frames
             else:
                 _note_odd_audio(sink, source_name(video, name), notes)
         elif sink is not None:  # seek mode, no video stream (an audio file given as the video), or no audio stream
-            wav = _audio_pass(video, name, sample_rate, max_seconds, notes)
+            wav = _audio_pass(video, name, sample_rate, max_seconds, notes, audio_resampler)
     if audio is not None and with_audio:
-        wav = _audio_pass(audio, None if video is not None else name, sample_rate, max_seconds, notes)
+        wav = _audio_pass(audio, None if video is not None else name, sample_rate, max_seconds, notes,
+                          audio_resampler)
     label = source_name(video if video is not None else audio, name) if (video is not None or audio is not None) \
         else "?"
     if frames is None and need_video:
@@ -681,10 +702,10 @@ def decode_video(path: Source, num_frames: int = 16, size: int | tuple[int, int]
 
 
 def decode_audio(path: Source, sample_rate: int = 16000, max_seconds: float | None = 12.0, *,
-                 name: str | None = None) -> np.ndarray:
+                 name: str | None = None, resampler: str = "ffmpeg") -> np.ndarray:
     """The first audio stream as mono float32 at ``sample_rate``, cut to ``max_seconds`` -> (S,)."""
     notes: list[tuple[str, str]] = []
-    wav = _audio_pass(path, name, sample_rate, max_seconds, notes)
+    wav = _audio_pass(path, name, sample_rate, max_seconds, notes, resampler)
     if wav is None:
         raise DecodeError(source_name(path, name), "no_audio", NOTE_REASONS["no_audio"])
     return wav

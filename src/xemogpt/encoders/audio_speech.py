@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +76,6 @@ class HFSpeechEncoder(Component):
                  dtype: str | None = None, sample_rate: int = 16000) -> None:
         super().__init__()
         self.save_hyperparameters()
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from transformers.models.auto.modeling_auto import MODEL_MAPPING
 
         key = "model.audio_encoder"

@@ -16,8 +16,14 @@ DTYPES: dict[str | None, torch.dtype | None] = {None: None, "fp32": torch.float3
 
 
 def parse_dtype(dtype: str | None, key: str) -> torch.dtype | None:
+    """A recipe dtype -> torch dtype (None: float32). ``auto``: bf16 on GPUs that support it, fp16 on other GPUs,
+    float32 on the CPU (where the released model's numbers are reproduced)."""
+    if dtype == "auto":
+        if torch.cuda.is_available():
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return None
     if dtype not in DTYPES:
-        raise ValueError(f"{key}.dtype must be one of {sorted(k for k in DTYPES if k)} or null, got {dtype!r}")
+        raise ValueError(f"{key}.dtype must be one of {sorted(k for k in DTYPES if k)}, auto or null, got {dtype!r}")
     return DTYPES[dtype]
 
 

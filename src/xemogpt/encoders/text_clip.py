@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from xemogpt.component import Component
-from xemogpt.components_io import WeightArg, build_hf_model, hf_config, resolve_source
+from xemogpt.components_io import WeightArg, build_hf_model, hf_config, local_folder, resolve_source
 from xemogpt.encoders.frames import parse_dtype
 from xemogpt.registry import register
 
@@ -44,7 +43,6 @@ class ClipTextEncoder(Component):
                  dtype: str | None = None, normalize: bool = False) -> None:
         super().__init__()
         self.save_hyperparameters()
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from transformers import AutoTokenizer, CLIPTextModelWithProjection
 
         key = "model.text_encoder"
@@ -56,7 +54,8 @@ class ClipTextEncoder(Component):
         for p in model.parameters():
             p.requires_grad_(False)
         self.__dict__["_model"] = model
-        tok_folder = tokenizer or (str(src.folder) if src.folder is not None else None)
+        tok_folder = local_folder(tokenizer, f"{key}.tokenizer") or (str(src.folder) if src.folder is not None
+                                                                      else None)
         self.__dict__["_tokenizer"] = (AutoTokenizer.from_pretrained(tok_folder, local_files_only=True)
                                        if tok_folder else None)
         self.max_length = int(cfg.max_position_embeddings)

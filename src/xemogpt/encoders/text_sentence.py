@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from xemogpt.component import Component
-from xemogpt.components_io import WeightArg, hf_config, is_architecture_only
+from xemogpt.components_io import WeightArg, hf_config, is_architecture_only, local_folder
 from xemogpt.registry import register
 
 ST_FOLDER = WeightArg("folder", "a sentence-transformers folder (modules.json, config.json, weights, tokenizer)",
@@ -45,8 +45,7 @@ class SentenceTransformerEncoder(Component):
                  arch: str | None = None, normalize: bool = False) -> None:
         super().__init__()
         self.save_hyperparameters()
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        folder = path or bundled_minilm_path()
+        folder = local_folder(path, "model.text_encoder.path") or bundled_minilm_path()
         self._cache: dict[str, torch.Tensor] = {}
         if is_architecture_only():
             # Describe mode: the architecture from the folder's configs (or `arch`), no weights read.

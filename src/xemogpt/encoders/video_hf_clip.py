@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +49,6 @@ class HFClipVisionEncoder(FrameEncoder):
                  cls_norm: bool = True, freeze: bool = True, dtype: str | None = None, chunk_size: int = 64) -> None:
         super().__init__(tokens, chunk_size)
         self.save_hyperparameters()
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from transformers import CLIPVisionModel
 
         key = "model.video_encoder"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from xemogpt.components_io import (
     hf_config,
     hf_config_dict,
     is_architecture_only,
+    local_folder,
     resolve_source,
 )
 from xemogpt.llm.prompt import TEMPLATES
@@ -89,7 +89,6 @@ class CausalLMHead(Component):
             raise ValueError(f"llm_head.template must be one of {TEMPLATES}, got {template!r}")
         if bos not in BOS_MODES:
             raise ValueError(f"llm_head.bos must be one of pad, bos or null, got {bos!r}")
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from transformers import AutoModelForCausalLM
         from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
 
@@ -99,7 +98,8 @@ class CausalLMHead(Component):
         src = resolve_source(path, named, overrides, key, LM_FOLDER.what, preprocess_file=None)
         arch_only = is_architecture_only()
         self.tokenizer = None
-        tok_folder = tokenizer or (str(src.folder) if src.folder is not None else None)
+        tok_folder = (local_folder(tokenizer, f"{key}.tokenizer") if tokenizer not in (None, "build") else tokenizer) \
+            or (str(src.folder) if src.folder is not None else None)
         if tokenizer_json is not None:
             self.tokenizer = tokenizer_from_json(tokenizer_json)
         elif tok_folder and tok_folder != "build" and (Path(tok_folder).is_dir() or not arch_only):

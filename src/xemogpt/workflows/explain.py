@@ -13,7 +13,6 @@ Python::
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,7 +99,8 @@ def _settings(model, recipe: dict[str, Any]) -> dict[str, Any]:
     data = data_settings(recipe, model)
     return {"num_frames": int(data["num_frames"]), "frame_size": int(data["frame_size"]),
             "crop": bool(data.get("frame_crop", False)), "resample": data.get("frame_resample", "area"),
-            "sampling": data.get("frame_sampling", "centre"), "sample_rate": int(data["sample_rate"]),
+            "sampling": data.get("frame_sampling", "centre"), "audio_resampler": data.get("audio_resampler", "ffmpeg"),
+            "sample_rate": int(data["sample_rate"]),
             "max_seconds": float(data["max_seconds"]) if data.get("max_seconds") is not None else None}
 
 
@@ -159,7 +159,6 @@ def explain_clip(clip: str | Path, audio: str | Path | None = None, subtitle: st
 
     ``generation`` overrides the run's settings (``greedy=True``: one beam, no sampling). ``save_tensors`` writes
     the pipeline's tensors to a safetensors file (see :func:`save_trace`)."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from xemogpt import registry
     from xemogpt.data.datamodule import Collator
     from xemogpt.data.decode import decode_clip
@@ -178,7 +177,8 @@ def explain_clip(clip: str | Path, audio: str | Path | None = None, subtitle: st
         recipe = {}
     st = _settings(model, recipe)
     decoded = decode_clip(clip, audio, num_frames=st["num_frames"], size=st["frame_size"], crop=st["crop"],
-                          resample=st["resample"], sampling=st["sampling"], sample_rate=st["sample_rate"],
+                          resample=st["resample"], sampling=st["sampling"], audio_resampler=st["audio_resampler"],
+                          sample_rate=st["sample_rate"],
                           max_seconds=st["max_seconds"], name=Path(clip).name)
     notes = [detail for _, detail in decoded.notes]
     facts = _media_facts(clip)
