@@ -101,7 +101,7 @@ def read_official_state(path: str | Path) -> dict[str, torch.Tensor]:
 
     p = Path(path)
     state = load_state_file(p, "--checkpoint")
-    keys = list(state)
+    keys = original = list(state)
     for _ in range(2):  # a training wrapper may add a prefix or two (Lightning's "model.", DDP's "module.")
         if keys and not any(k.startswith(PREFIXES) for k in keys):
             heads = {k.split(".", 1)[0] for k in keys if "." in k}
@@ -112,7 +112,7 @@ def read_official_state(path: str | Path) -> dict[str, torch.Tensor]:
     if not any(k.startswith(PREFIXES) for k in keys):
         raise OfficialCheckpointError(
             f"{p} is not an official XEmoGPT state dict: its keys should start with {', '.join(PREFIXES)} (the "
-            f"attributes of the released XEmoGPT module); found e.g. {keys[:4]}")
+            f"attributes of the released XEmoGPT module); found e.g. {original[:4]}")
     return state
 
 

@@ -208,7 +208,8 @@ class XEmoGPT(L.LightningModule):
                      ids: list[str] | None = None) -> torch.Tensor:
         """frames (B, T, 3, h, w) -> encoder tokens (B, T, Dv) (under no_grad when the encoder is frozen).
 
-        A frozen encoder's outputs are memoised per sample id for the rest of the stage, so later epochs skip it.
+        A frozen encoder's outputs are memoised per sample id while a stage trains, so later epochs skip it (not in
+        eval mode: generation may see other clips under the same ids).
         ``frames`` may instead hold the frozen encoder's cached outputs (B, T, Dv) from the DataModule's feature cache
         (:mod:`xemogpt.data.feature_cache`); they are used as they are.
         """
@@ -220,7 +221,7 @@ class XEmoGPT(L.LightningModule):
             return frames.to(self.device)
         if not enc.frozen:
             return enc(frames)
-        if ids is None or not self.feature_memo:
+        if ids is None or not self.feature_memo or not self.training:  # memo only within a training stage
             with torch.no_grad():
                 return enc(frames)
         memo = self._memo.setdefault("video", {})
@@ -246,7 +247,7 @@ class XEmoGPT(L.LightningModule):
             return audio.to(self.device), audio_mask.to(self.device)
         if not enc.frozen:
             return enc(audio, audio_mask)
-        if ids is None or not self.feature_memo:
+        if ids is None or not self.feature_memo or not self.training:  # memo only within a training stage
             with torch.no_grad():
                 return enc(audio, audio_mask)
         memo = self._memo.setdefault("audio", {})

@@ -72,8 +72,8 @@ def ensure_data(data: dict[str, Any], rank: int | None = None) -> Path | str:
         return root
     synth = data.get("synth")
     if not synth:
-        raise FileNotFoundError(f"data.root {root} has no manifest.jsonl; import a dataset with `xemogpt data import` "
-                                "or add data.synth to generate one")
+        raise RecipeError(f"data.root {root} has no manifest.jsonl; import a dataset with `xemogpt data import` "
+                          "or add data.synth to generate one")
     rank = global_rank_from_env() if rank is None else rank
     if rank > 0:
         _wait_for(root / "manifest.jsonl", "rank 0 to generate the synthetic data")
