@@ -96,8 +96,11 @@ def hub_cache_dir() -> str:
 
 
 def is_hub_id(path: str | Path | None) -> bool:
-    """``org/name`` that is not an existing local path."""
-    return path is not None and bool(HUB_ID.match(str(path))) and not Path(path).exists()
+    """``org/name`` that is no local path: neither it nor its first part (``checkpoints/...``) exists here."""
+    if path is None or not HUB_ID.match(str(path)):
+        return False
+    p = Path(path)
+    return not p.exists() and not Path(p.parts[0]).is_dir()
 
 
 def resolve_hub_id(repo_id: str, key: str, *, download: bool | None = None) -> str:
@@ -117,17 +120,21 @@ def resolve_hub_id(repo_id: str, key: str, *, download: bool | None = None) -> s
                                   f"(cache: {hub_cache_dir()})") from e
 
 
-def local_folder(path: str | Path | None, key: str) -> str | None:
+def local_folder(path: str | Path | None, key: str, what: str | None = None) -> str | None:
     """``path`` itself, or for a hub id (``openai/clip-vit-large-patch14``) its folder in the local hub cache (see
-    :func:`resolve_hub_id`; in :func:`architecture_only` mode nothing is downloaded)."""
+    :func:`resolve_hub_id`; in :func:`architecture_only` mode nothing is downloaded). ``what``: what belongs in the
+    folder, for the error when ``path`` is neither."""
     if not is_hub_id(path):
         return None if path is None else str(path)
-    if is_architecture_only():
-        try:
-            return resolve_hub_id(str(path), key, download=False)
-        except MissingWeightsError:
+    try:
+        return resolve_hub_id(str(path), key, download=False if is_architecture_only() else None)
+    except MissingWeightsError as e:
+        if is_architecture_only():
             return str(path)
-    return resolve_hub_id(str(path), key)
+        if what:
+            raise MissingWeightsError(f"{key}: there is no folder {str(path)!r} (put {what} there, see "
+                                      f"checkpoints/README.md), and as a hub id: {str(e).split(': ', 1)[1]}") from e
+        raise
 
 
 def check_weight_path(path: str | Path, arg: WeightArg, key: str) -> str | None:
@@ -139,7 +146,8 @@ def check_weight_path(path: str | Path, arg: WeightArg, key: str) -> str | None:
         try:
             path = resolve_hub_id(str(path), key, download=False)
         except MissingWeightsError as e:
-            return str(e)
+            return (f"{key}: folder {str(path)!r} is missing; put {arg.what} there, or (as a hub id) "
+                    f"{str(e).split(': ', 1)[1]}")
     p = Path(path)
     if arg.kind == "folder":
         if not p.is_dir():
@@ -213,7 +221,7 @@ def resolve_source(path: str | None, arch: str | None, config: dict[str, Any] | 
     base: dict[str, Any] = {}
     preprocess: dict[str, Any] = {}
     if path:
-        p = Path(local_folder(path, f"{key}.path"))
+        p = Path(local_folder(path, f"{key}.path", what))
         if p.is_dir():
             folder = p
             cfg_path = p / config_file
