@@ -139,14 +139,14 @@ def _media_facts(path: str) -> dict[str, Any]:
         c.close()
 
 
-def _display_frames(path: str, num: int, width: int, height: int) -> np.ndarray | None:
-    """The same uniformly sampled frames as the model's, at display size with the aspect ratio kept."""
+def _display_frames(path: str, num: int, width: int, height: int, sampling: str = "centre") -> np.ndarray | None:
+    """The same sampled frames as the model's, at display size with the aspect ratio kept."""
     from xemogpt.data.decode import DecodeError, decode_video
 
     h = DISPLAY_HEIGHT
     w = max(2, int(round(h * width / max(1, height) / 2)) * 2)
     try:
-        frames, _, _ = decode_video(path, num_frames=num, size=(w, h))
+        frames, _, _ = decode_video(path, num_frames=num, size=(w, h), sampling=sampling)
     except DecodeError:
         return None
     return frames
@@ -228,13 +228,13 @@ def explain_clip(clip: str | Path, audio: str | Path | None = None, subtitle: st
     if decoded.frames is not None:
         dur = decoded.duration or facts.get("duration_s")
         n = st["num_frames"]
-        if dur:
-            # uniform_indices samples segment centres; a short clip repeats frames, shown at their own times
-            fps = decoded.fps or facts.get("fps")
-            n_frames = max(1, int(round(dur * fps))) if fps else n
-            idx = np.minimum(((np.arange(n) + 0.5) * n_frames / n).astype(int), n_frames - 1)
-            frame_times = [float(i / fps) if fps else float((k + 0.5) * dur / n) for k, i in enumerate(idx)]
-        frames = _display_frames(clip, n, facts.get("width", st["frame_size"]), facts.get("height", st["frame_size"]))
+        fps = decoded.fps or facts.get("fps")
+        if decoded.frame_indices is not None and fps:  # the frames the decoder took, at their own times
+            frame_times = [float(i / fps) for i in decoded.frame_indices]
+        elif dur:
+            frame_times = [float((k + 0.5) * dur / n) for k in range(n)]
+        frames = _display_frames(clip, n, facts.get("width", st["frame_size"]), facts.get("height", st["frame_size"]),
+                                 st["sampling"])
         if frames is None:
             frames = decoded.frames
     spans = None
