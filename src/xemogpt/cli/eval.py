@@ -23,6 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--do-sample", action=argparse.BooleanOptionalAction, default=None)
     p.add_argument("--temperature", type=float, default=None)
     p.add_argument("--top-p", type=float, default=None)
+    p.add_argument("--greedy", action="store_true", help="one beam, no sampling (reproducible)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     results = evaluate_model(model, dm, out, split=args.split, extractor=extractor, batch_size=args.batch_size,
                              baselines=not args.no_baselines, wheels=wheels, max_new_tokens=args.max_new_tokens,
                              num_beams=args.num_beams, do_sample=args.do_sample, temperature=args.temperature,
-                             top_p=args.top_p)
+                             top_p=args.top_p, greedy=args.greedy or None)
     print_metrics(results)
     print(f"\nwrote {out}/predictions.jsonl, metrics.json, report.md")
     return 0

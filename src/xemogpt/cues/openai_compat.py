@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from xemogpt.cues.base import CueExtractor, Cues, normalize_cues
+from xemogpt.errors import XemoGPTError
 from xemogpt.registry import register
 
 DEFAULT_PROMPT = """You split an explainable emotion-recognition description of a person in a video into atomic cues.
@@ -47,7 +48,7 @@ Example output: {"visual": ["Her brows draw together.", "She looks down."], "aud
 _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 
-class LLMExtractorError(RuntimeError):
+class LLMExtractorError(XemoGPTError, RuntimeError):
     """The endpoint could not be used (bad settings, a refused request, or retries exhausted)."""
 
 

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from xemogpt.errors import XemoGPTError
 from xemogpt.utils.sentence import SentenceEncoder, encode_texts
 
 MODALITIES: tuple[str, ...] = ("visual", "auditory", "emotional")
@@ -40,7 +41,7 @@ TEXT_MARKER = "text"  # auditory cues containing it are about the subtitle, whic
 CueDict = Mapping[str, Sequence[str]]
 
 
-class CueFormatError(ValueError):
+class CueFormatError(XemoGPTError, ValueError):
     """A prediction or reference file is not ``{name: {"visual": [...], "auditory": [...], "emotional": [...]}}``."""
 
 

@@ -36,8 +36,10 @@ from typing import Any
 
 import numpy as np
 
+from xemogpt.errors import XemoGPTError
 
-class LabelFormatError(ValueError):
+
+class LabelFormatError(XemoGPTError, ValueError):
     """A label file or value is not in the published layout; the message names the file/sample and the fix."""
 
 

@@ -30,6 +30,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from xemogpt.errors import XemoGPTError
+
 OWN_KEYS = ("strategy", "precision", "activation_checkpointing")
 # Components called only through their forward (safe to shard as separate FSDP units). The LLM head and bridges are
 # also called through other methods (embed, task_losses), so their parameters stay in the root unit; their
@@ -37,7 +39,7 @@ OWN_KEYS = ("strategy", "precision", "activation_checkpointing")
 FSDP_UNIT_COMPONENTS = ("video_encoder", "audio_encoder", "video_projector", "audio_projector")
 
 
-class StrategyError(ValueError):
+class StrategyError(XemoGPTError, ValueError):
     """A recipe's trainer.strategy / precision setting is invalid or needs a missing package."""
 
 

@@ -12,6 +12,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from xemogpt.errors import XemoGPTError
+
 log = logging.getLogger("xemogpt.data.import")
 
 # Reasons, as counted in the report and dataset.json. "skip" reasons drop the sample; "handled" ones keep it.
@@ -33,7 +35,7 @@ HANDLED_REASONS: dict[str, str] = {
 }
 
 
-class ImportProblemError(ValueError):
+class ImportProblemError(XemoGPTError, ValueError):
     """Raised in strict mode at the first problem; the message names the file, line and sample id."""
 
 
