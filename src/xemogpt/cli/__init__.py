@@ -21,12 +21,13 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from xemogpt.configs import ConfigNotFoundError
     from xemogpt.data.problems import BadSampleError
     from xemogpt.data.schema import SchemaError
+    from xemogpt.evaluation.coverage import EvaluationError
     from xemogpt.recipe import RecipeError
     from xemogpt.registry import RegistryError
     from xemogpt.training.checkpoints import CheckpointError
 
     return (RecipeError, RegistryError, MissingWeightsError, ComponentFileError, ConfigNotFoundError, SchemaError,
-            BadSampleError, CheckpointError)
+            BadSampleError, CheckpointError, EvaluationError)
 
 
 def build_parser() -> argparse.ArgumentParser:
