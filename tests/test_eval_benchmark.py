@@ -117,10 +117,14 @@ def test_eval_on_emer_descriptions_only(run_dir, benchmark, synth_root, capsys):
     assert m["split"] == "test" and m["model"]["n"] == N_CLIPS
     # what descriptions alone allow: EmoCue-360 per modality, for the model and both baselines
     assert set(m["not_reported"]) == {NO_LABELS, "cues reproduced, cue precision", "OV-MER"}
+    # a clip counts for a modality when its description gave it a reference cue (auditory: one not about the text)
+    with_refs = {mod: sum(any("text" not in c for c in s.cues[mod]) if mod == "auditory" else bool(s.cues[mod])
+                          for s in imported) for mod in ("visual", "auditory", "emotional")}
+    assert with_refs["visual"] == N_CLIPS and with_refs["auditory"] > 0 and with_refs["emotional"] > 0
     for system in ("model", "majority", "shuffled"):
         assert m[system]["emotion_accuracy"] is None and "discrete" not in m[system] and "ovmer" not in m[system]
         for mod in ("visual", "auditory", "emotional"):
-            assert m[system]["emocue360"][mod]["n"] == N_CLIPS and 0 <= m[system]["emocue360"][mod]["f1"] <= 1
+            assert m[system]["emocue360"][mod]["n"] == with_refs[mod] and 0 <= m[system]["emocue360"][mod]["f1"] <= 1
     # majority comes from the run's own training data (most frequent train emotion), not from the benchmark
     assert m["majority_from"] == str(synth_root)
     train = read_manifest(synth_root, "train")

@@ -84,7 +84,7 @@ def write_report(results: dict[str, Any], records: list[dict[str, Any]], path: s
     notes = coverage_lines(results)
     lines += [f"- {line}" for line in notes] + ([""] if notes else []) + ["## Worked examples", ""]
     for r in records[:examples]:
-        concluded = f", concluded: {r['predicted_emotion']}" if "predicted_emotion" in r else ""
+        concluded = f", concluded: {r['predicted_emotion'] or 'none'}" if "predicted_emotion" in r else ""
         lines += [f"### {r['id']} (label: {r.get('emotion') or 'none'}{concluded})", "",
                   f"*Subtitle:* {r.get('subtitle', '')}", "", f"*Reference:* {r['reference']}", "",
                   f"*Generated:* {r['prediction']}", ""]
