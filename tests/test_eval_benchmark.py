@@ -2,9 +2,11 @@
 
 - EMER-v2 style: ``name,chinese,english`` descriptions only (no emotion labels), every sample in test
   (``--split-ratios 0,0,1``), one row without a clip; the recipe's baselines on.
-- MER style: the same descriptions with ``name,discrete`` labels but no train split, one clip without an audio
-  track, evaluated with ``--split all``.
+- MER style: the same descriptions with ``name,discrete`` labels but no train split, evaluated with
+  ``--split all``.
 - A moved run whose training data folder is gone: ``majority`` is skipped with a note, the rest is reported.
+
+Both benchmarks hold a clip without an audio track, a sound file without video, and no subtitles.
 """
 
 from __future__ import annotations
@@ -29,12 +31,13 @@ NO_LABELS = "emotion accuracy, weighted F1, UAR, WAR"
 
 @pytest.fixture(scope="module")
 def run_dir(synth_root, tmp_path_factory) -> Path:
-    """A tiny run trained on ``synth_root`` (bridge pre-training and the end-of-run evaluation left out)."""
+    """A tiny run trained on ``synth_root``: instruction tuning only (the other stages and the end-of-run evaluation
+    are left out)."""
     from xemogpt.recipe import load_recipe
     from xemogpt.training.run import train_recipe
 
     out = tmp_path_factory.mktemp("evalrun") / "run"
-    quick = ["stages.0.skip=true", "eval.enabled=false",
+    quick = ["stages.0.skip=true", "stages.1.skip=true", "eval.enabled=false",
              "stages.2.train=[video_bridge,audio_bridge,video_projector,audio_projector,llm_head]"]
     recipe = load_recipe("recipes/xemogpt-tiny.yaml", tiny_overrides(synth_root) + quick)
     assert recipe["eval"]["baselines"] is True  # the recipe asks for baselines
@@ -59,6 +62,8 @@ def benchmark(synth_root, tmp_path_factory) -> dict[str, Path]:
         name = f"sample_{i:08d}"
         if i == 0:
             _strip_audio(synth_root / s.video, clips / f"{name}.mp4")  # a clip without an audio track
+        elif i == 1:
+            _audio_only(synth_root / s.video, clips / f"{name}.wav")  # a sound file without video
         else:
             (clips / f"{name}.mp4").symlink_to(synth_root / s.video)
     desc, labels = folder / "final-EMER-reason.csv", folder / "label.csv"
@@ -87,6 +92,22 @@ def _strip_audio(src: Path, dst: Path) -> None:
                 continue
             packet.stream = vout
             out.mux(packet)
+
+
+def _audio_only(src: Path, dst: Path) -> None:
+    """The sound of ``src`` as a 16 kHz mono WAV."""
+    import wave
+
+    import numpy as np
+
+    from xemogpt.data.decode import decode_audio
+
+    pcm = (np.clip(decode_audio(src, 16000, None), -1, 1) * 32767).astype("<i2")
+    with wave.open(str(dst), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(pcm.tobytes())
 
 
 def _import(benchmark: dict[str, Path], out: Path, ratios: str, labels: bool = False) -> None:
@@ -129,7 +150,7 @@ def test_eval_on_emer_descriptions_only(run_dir, benchmark, synth_root, capsys):
     assert m["majority_from"] == str(synth_root)
     train = read_manifest(synth_root, "train")
     assert m["majority_description"] in {s.description for s in train if s.emotion == _majority_emotion(synth_root)}
-    assert m["inputs"] == {"no_video": 0, "no_audio": 1, "no_subtitle": N_CLIPS}
+    assert m["inputs"] == {"no_video": 1, "no_audio": 1, "no_subtitle": N_CLIPS}
     # the model's EmoCue-360 is the metric of its extracted cues against the imported reference cues
     preds = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert sorted(p["id"] for p in preds) == sorted(s.id for s in imported)
@@ -138,7 +159,8 @@ def test_eval_on_emer_descriptions_only(run_dir, benchmark, synth_root, capsys):
     for line in ("EmoCue-360 visual F", "EmoCue-360 emotional F",
                  f"not reported: {NO_LABELS}: the evaluated samples carry no emotion labels",
                  f"majority baseline from the train split of {synth_root}",
-                 f"inputs: without audio: 1 of {N_CLIPS}; without subtitle: {N_CLIPS} of {N_CLIPS}"):
+                 f"inputs: without video: 1 of {N_CLIPS}; without audio: 1 of {N_CLIPS}; "
+                 f"without subtitle: {N_CLIPS} of {N_CLIPS}"):
         assert line in printed, line
     assert "emotion accuracy  " not in printed  # no row of dashes for a metric the data cannot give
     report = (out / "report.md").read_text()
