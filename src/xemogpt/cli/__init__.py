@@ -19,6 +19,8 @@ def user_errors() -> tuple[type[BaseException], ...]:
     command prints it without a traceback (set XEMOGPT_DEBUG=1 to see one)."""
     from xemogpt.components_io import ComponentFileError, MissingWeightsError
     from xemogpt.configs import ConfigNotFoundError
+    from xemogpt.cues.openai_compat import LLMExtractorError
+    from xemogpt.cues.prompts import PromptFileError
     from xemogpt.data.problems import BadSampleError
     from xemogpt.data.schema import SchemaError
     from xemogpt.recipe import RecipeError
@@ -26,7 +28,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from xemogpt.training.checkpoints import CheckpointError
 
     return (RecipeError, RegistryError, MissingWeightsError, ComponentFileError, ConfigNotFoundError, SchemaError,
-            BadSampleError, CheckpointError)
+            BadSampleError, CheckpointError, LLMExtractorError, PromptFileError)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -63,8 +63,7 @@ def encode_texts(encoder: SentenceEncoder, texts: Sequence[str], batch_size: int
     if not texts:
         return np.zeros((0, 0), dtype=np.float32)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    is_st = type(encoder).__name__ == "SentenceTransformer" or hasattr(encoder, "get_sentence_embedding_dimension")
-    is_st = is_st and hasattr(encoder, "tokenize")  # a SentenceTransformer (not a component wrapping one)
+    is_st = is_sentence_transformer(encoder)
     chunks = []
     for start in range(0, len(order), batch_size):
         batch = [texts[i] for i in order[start:start + batch_size]]
@@ -77,6 +76,12 @@ def encode_texts(encoder: SentenceEncoder, texts: Sequence[str], batch_size: int
     result = np.empty_like(emb)
     result[np.asarray(order)] = emb
     return result
+
+
+def is_sentence_transformer(encoder: Any) -> bool:
+    """A SentenceTransformer (not a component wrapping one): it takes ``batch_size`` and has ``tokenize``."""
+    named = type(encoder).__name__ == "SentenceTransformer" or hasattr(encoder, "get_sentence_embedding_dimension")
+    return named and hasattr(encoder, "tokenize")
 
 
 def _to_numpy(out: Any, n: int, encoder: Any) -> np.ndarray:
