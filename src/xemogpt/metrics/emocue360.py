@@ -22,7 +22,7 @@ reference is an empty list (so the sample is skipped); a modality with no scored
 Speed: the published script encodes each sample's two lists separately (two model calls per sample and modality).
 Here every *distinct* cue of the call is encoded once, in batches of equal token count, and each sample's
 similarity matrix is a product of rows of that one embedding table. Vectors go to a disk cache keyed by the
-embedding model's fingerprint and the exact text (:mod:`xemogpt.metrics.embedding_cache`), so references scored
+embedding model's fingerprint and the exact text (:mod:`xemogpt.utils.embedding_cache`), so references scored
 again (every epoch, every ablation cell, every re-run) are never encoded twice; scores are bit-identical with and
 without it. Per-sample means are taken in float32 like the published
 torch code, then F1 and the means over samples in float64, so the numbers agree with it to ~1e-7.
@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from xemogpt.metrics.embedding_cache import EmbeddingCache, cache_for, embed
+from xemogpt.utils.embedding_cache import EmbeddingCache, cache_for, embed
 from xemogpt.utils.sentence import SentenceEncoder
 
 MODALITIES: tuple[str, ...] = ("visual", "auditory", "emotional")

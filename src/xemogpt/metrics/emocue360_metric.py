@@ -64,10 +64,8 @@ class EmoCue360(Metric):
 
     @property
     def embedding_cache(self):
-        """The resolved embedding cache (None when off), looked up once."""
-        if "_cache" not in self.__dict__:
-            self.__dict__["_cache"] = resolve_cache(self.__dict__["_cache_setting"], self.encoder)
-        return self.__dict__["_cache"]
+        """The embedding cache of the encoder as it is now (None when off)."""
+        return resolve_cache(self.__dict__["_cache_setting"], self.encoder)
 
     def update(self, preds: Any, refs: Any) -> None:
         plan = plan_samples(preds, refs)

@@ -1,4 +1,4 @@
-"""A disk cache of sentence embeddings for EmoCue-360: ``(model fingerprint, exact text) -> float32 vector``.
+"""A disk cache of sentence embeddings (used by EmoCue-360): ``(model fingerprint, exact text) -> float32 vector``.
 
 Scoring the same references every epoch, every ablation cell or every re-run re-encodes the same cues; with this
 cache each cue is encoded once per embedding model, ever. The store is one SQLite file (stdlib ``sqlite3``: its
@@ -54,7 +54,7 @@ _FINGERPRINTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 def model_fingerprint(encoder: Any) -> str | None:
     """A sha256 naming what the encoder computes, or None when it cannot be known (see the module docstring).
-    Hashing MiniLM's 90 MB of weights takes a fraction of a second and is done once per encoder object."""
+    Hashing MiniLM's 90 MB of weights takes a fraction of a second and is redone only when a weight changed."""
     given = getattr(encoder, "fingerprint", None)
     if isinstance(given, str) and given:
         return given
@@ -64,10 +64,12 @@ def model_fingerprint(encoder: Any) -> str | None:
         return None
     if not isinstance(encoder, torch.nn.Module):
         return None
-    try:
-        return _FINGERPRINTS[encoder]
-    except (KeyError, TypeError):
-        pass
+    # Reused while no tensor was replaced or modified in place (torch bumps a tensor's _version on each write).
+    state = encoder.state_dict()
+    signature = tuple((name, t.data_ptr(), t._version) for name, t in state.items())
+    memo = _FINGERPRINTS.get(encoder)
+    if memo is not None and memo[0] == signature:
+        return memo[1]
     h = hashlib.sha256()
     h.update(f"{type(encoder).__module__}.{type(encoder).__qualname__}\n".encode())
     versions = {"torch": torch.__version__}
@@ -90,7 +92,7 @@ def model_fingerprint(encoder: Any) -> str | None:
     elif tokenizer is not None:
         h.update(json.dumps(sorted(tokenizer.get_vocab().items())).encode())
     h.update(str(getattr(encoder, "max_seq_length", "")).encode())
-    for name, tensor in encoder.state_dict().items():
+    for name, tensor in state.items():
         t = tensor.detach().cpu().contiguous()
         h.update(f"{name}:{t.dtype}:{tuple(t.shape)}:{t.device.type}\n".encode())
         h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
@@ -98,10 +100,7 @@ def model_fingerprint(encoder: Any) -> str | None:
     if params is not None:
         h.update(f"device={params.device.type} dtype={params.dtype}".encode())
     digest = h.hexdigest()
-    try:
-        _FINGERPRINTS[encoder] = digest
-    except TypeError:  # pragma: no cover - not weak-referenceable
-        pass
+    _FINGERPRINTS[encoder] = (signature, digest)
     return digest
 
 
