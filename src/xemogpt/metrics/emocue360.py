@@ -159,8 +159,9 @@ def score_plan(plan: _Plan, encoder: SentenceEncoder | None, batch_size: int = 1
     """
     vocab: dict[str, int] = {}
     for t in plan.tasks:
-        for c in (*t.ref, *t.pred):
-            vocab.setdefault(c, len(vocab))
+        if t.pred:  # an empty prediction scores 0 without a similarity matrix: its references need no vector
+            for c in (*t.ref, *t.pred):
+                vocab.setdefault(c, len(vocab))
     table = np.zeros((0, 0), dtype=np.float32)
     if vocab:
         emb = embed(encoder, list(vocab), cache, batch_size=batch_size)

@@ -221,7 +221,8 @@ def encode_batch_independent(encoder: SentenceEncoder, texts: Sequence[str], bat
     texts = list(texts)
     if not texts or not is_sentence_transformer(encoder):
         return encode_texts(encoder, texts, batch_size=batch_size)
-    lengths = encoder.tokenize(texts)["attention_mask"].sum(dim=1).tolist()  # the model's own tokenisation
+    prepare = getattr(encoder, "preprocess", None) or encoder.tokenize  # sentence-transformers >= 6 / older
+    lengths = prepare(texts)["attention_mask"].sum(dim=1).tolist()  # the model's own tokenisation
     groups: dict[int, list[int]] = {}
     for i, n in enumerate(lengths):
         groups.setdefault(int(n), []).append(i)
