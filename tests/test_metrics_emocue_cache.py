@@ -155,3 +155,19 @@ def test_default_folder_and_off_switch(tmp_path, monkeypatch):
     assert cache_for(enc) is cache_for(enc)  # one object per folder and model: its memory serves the process
     monkeypatch.setenv("XEMOGPT_EMBED_CACHE", "off")
     assert cache_for(enc) is None
+
+
+def test_bench_metrics_quick_run_prints_cold_and_warm(minilm, capsys):
+    import importlib.util
+
+    path = Path(__file__).parents[1] / "benchmarks" / "bench_metrics.py"
+    spec = importlib.util.spec_from_file_location("bench_metrics", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    pred, ref = bench.make_long_cue_sets(40, seed=1)
+    cues = [c for d in (pred, ref) for s in d.values() for v in s.values() for c in v]
+    assert all(10 <= len(c.split()) <= 25 for c in cues) and len(set(cues)) > 0.8 * len(cues)  # EMER-like
+    bench.main(["--long-samples", "3", "--only", "emer-like", "--threads", "1"])  # ratios mean nothing this small
+    out = capsys.readouterr().out
+    assert "xemogpt cold (empty embedding cache)" in out and "xemogpt warm (cache filled by an earlier run)" in out
+    assert "cold and warm identical: True" in out

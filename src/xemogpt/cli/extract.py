@@ -29,7 +29,7 @@ from xemogpt.cli.llm_options import add_llm_arguments
 COMMAND = "extract"
 
 ID_COLUMNS = ("name", "id", "sample", "sample_id", "video")
-TEXT_COLUMNS = ("description", "english", "reason", "text", "caption", "output")
+TEXT_COLUMNS = ("description", "english", "reason", "text", "caption", "output", "prediction")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -237,9 +237,9 @@ def emocue360(
     """
     plan = plan_samples(pred, ref)
     if encoder is None and plan.tasks:
-        from xemogpt.utils.sentence import load_minilm
+        from xemogpt.utils.sentence import default_device, load_minilm
 
-        encoder = load_minilm()
+        encoder = load_minilm(default_device())
     per = score_plan(plan, encoder, batch_size=batch_size, cache=resolve_cache(cache, encoder) if plan.tasks else None)
     return _summary(plan, per, per_sample)
 
@@ -264,9 +264,9 @@ def emocue360_per_sample_reference(pred: Any, ref: Any, encoder: SentenceEncoder
     import torch
 
     if encoder is None:
-        from xemogpt.utils.sentence import load_minilm
+        from xemogpt.utils.sentence import default_device, load_minilm
 
-        encoder = load_minilm()
+        encoder = load_minilm(default_device())
 
     def embed(cues: list[str]) -> torch.Tensor:
         out = encoder.encode(cues)

@@ -57,9 +57,9 @@ class EmoCue360(Metric):
     @property
     def encoder(self) -> SentenceEncoder:
         if self.__dict__["_encoder"] is None:
-            from xemogpt.utils.sentence import load_minilm
+            from xemogpt.utils.sentence import default_device, load_minilm
 
-            self.__dict__["_encoder"] = load_minilm()
+            self.__dict__["_encoder"] = load_minilm(default_device())
         return self.__dict__["_encoder"]
 
     @property

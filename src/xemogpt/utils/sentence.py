@@ -38,6 +38,17 @@ def minilm_path() -> str:
     return path
 
 
+def default_device() -> str:
+    """Where the bundled encoder runs when nobody says: ``$XEMOGPT_EMBED_DEVICE``, else ``cuda`` when a GPU is
+    visible (as the published EmoCue-360 script's SentenceTransformer does), else ``cpu``."""
+    chosen = os.environ.get("XEMOGPT_EMBED_DEVICE")
+    if chosen:
+        return chosen
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 @functools.lru_cache(maxsize=4)
 def load_minilm(device: str = "cpu") -> SentenceTransformer:
     """The bundled all-MiniLM-L6-v2 as a SentenceTransformer, loaded once per process and device.
