@@ -361,6 +361,20 @@ def test_prompt_from_composes_exactly_as_the_script_does(server, tmp_path, monke
     assert spec.params["temperature"] == 0.7 and spec.params["max_tokens"] == 1024
 
 
+def test_prompt_from_follows_the_innermost_function_and_inline_messages(tmp_path):
+    script = tmp_path / "my_extract.py"
+    script.write_text(
+        "from openai import OpenAI\nSYSTEM = 'Cue me.'\nSYSTEM += ' Now.'\nclient = OpenAI()\n\n"
+        "def run_all(rows, text='not this one'):\n"
+        "    def one(text):\n"
+        "        return client.chat.completions.create(model='m1', temperature=0, messages=[\n"
+        "            {'role': 'system', 'content': SYSTEM.strip()}, {'role': 'user', 'content': text}])\n"
+        "    return [one(r) for r in rows]\n")
+    spec = prompt_from_script(script)
+    assert spec.compose("T") == [{"role": "system", "content": "Cue me. Now."}, {"role": "user", "content": "T"}]
+    assert (spec.model, spec.endpoint, dict(spec.params), spec.notes) == ("m1", None, {"temperature": 0}, ())
+
+
 def test_prompt_from_refuses_what_it_cannot_read_without_running(tmp_path):
     script = tmp_path / "extract_clue.py"
     script.write_text(SCRIPT.replace("EXTRA", "").replace('"content": system_prompt}',

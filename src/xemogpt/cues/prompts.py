@@ -254,11 +254,10 @@ def prompt_from_script(path: str | Path) -> PromptSpec:
     module_nodes: dict[str, ast.AST] = {}
     _bindings(tree.body, module_env, module_nodes)
 
-    calls: list[tuple[ast.Call, ast.FunctionDef | ast.AsyncFunctionDef | None]] = []
+    owner: dict[int, ast.FunctionDef | ast.AsyncFunctionDef] = {}  # call -> innermost function holding it
     for fn in [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]:
-        calls += [(c, fn) for c in ast.walk(fn) if _is_create_call(c)]
-    in_functions = {id(c) for c, _ in calls}
-    calls += [(c, None) for c in ast.walk(tree) if _is_create_call(c) and id(c) not in in_functions]
+        owner.update({id(c): fn for c in ast.walk(fn) if _is_create_call(c)})  # inner functions come later
+    calls = [(c, owner.get(id(c))) for c in ast.walk(tree) if _is_create_call(c)]
     if not calls:
         raise PromptFileError(f"{where}: no client.chat.completions.create(...) call found; is this the "
                               "EmoCue-360/extract_clue.py of W11H08Z/XEmoGPT?")

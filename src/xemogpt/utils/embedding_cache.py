@@ -2,9 +2,9 @@
 
 Scoring the same references every epoch, every ablation cell or every re-run re-encodes the same cues; with this
 cache each cue is encoded once per embedding model, ever. The store is one SQLite file (stdlib ``sqlite3``: its
-locking lets several processes read and write at once without corrupting it; WAL journal where the filesystem
-allows), in front of it an in-process dictionary so that repeated scoring in one process does not even read the
-file.
+locking lets several processes read and write at once without corrupting it; keep the folder on a local disk, as
+network filesystems often lock badly), in front of it an in-process dictionary so that repeated scoring in one
+process does not even read the file.
 
 Bit-identical scores with and without the cache: vectors are stored as the exact float32 bytes the encoder gave,
 and a SentenceTransformer is asked to encode texts grouped by their exact token count (no padding), which makes a
@@ -125,11 +125,7 @@ class EmbeddingCache:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         con = sqlite3.connect(self.path, timeout=120.0, isolation_level=None)
         if not self._ready:
-            try:
-                con.execute("PRAGMA journal_mode=WAL")  # readers never wait for a writer
-            except sqlite3.OperationalError:
-                pass  # e.g. a network filesystem: the default rollback journal still locks correctly
-            con.execute(_SCHEMA)
+            con.execute(_SCHEMA)  # the default rollback journal: unlike WAL it needs no shared memory
             self._ready = True
         return con
 
