@@ -171,3 +171,16 @@ def test_bench_metrics_quick_run_prints_cold_and_warm(minilm, capsys):
     out = capsys.readouterr().out
     assert "xemogpt cold (empty embedding cache)" in out and "xemogpt warm (cache filled by an earlier run)" in out
     assert "cold and warm identical: True" in out
+
+
+def test_a_failed_extraction_is_counted_not_scored():
+    """`--on-failure skip` gives None cues: EmoCue-360 leaves the sample out and says how many."""
+    ref = {"s1": {"visual": ["a"]}, "s2": {"visual": ["a"]}}
+    pred = {"s1": {"visual": ["d"]}, "s2": None}
+    res = emocue360(pred, ref, VectorEncoder(VECTORS))
+    assert res["visual"]["n"] == 1 and res["visual"]["f1"] == pytest.approx(0.8)
+    assert res["samples"] == 1 and res["extraction_failed"] == 1 and res["extraction_failed_names"] == ["s2"]
+    metric = EmoCue360(encoder=VectorEncoder(VECTORS), cache=None)
+    metric.update(pred, ref)
+    out = metric.compute()
+    assert out["visual_n"].item() == 1 and out["extraction_failed"].item() == 1
