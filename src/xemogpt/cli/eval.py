@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from xemogpt.cli.llm_options import add_llm_arguments
+
 COMMAND = "eval"
 
 
@@ -13,7 +15,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", default="test", choices=("train", "val", "test", "all"),
                    help="split to evaluate; all: every sample whatever its split (default test)")
     p.add_argument("--out", default=None, help="output folder (default: <run>/eval-<split>)")
-    p.add_argument("--extractor", default=None, help="cue extractor (default: the recipe's, else offline)")
+    p.add_argument("--extractor", default=None, help="cue extractor (default: the recipe's, else offline; openai when "
+                   "an LLM extraction option is given)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--baselines", action=argparse.BooleanOptionalAction, default=None,
                    help="score the majority and shuffled baselines beside the model (default: the recipe's "
@@ -27,11 +30,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--temperature", type=float, default=None)
     p.add_argument("--top-p", type=float, default=None)
     p.add_argument("--greedy", action="store_true", help="one beam, no sampling (reproducible)")
+    add_llm_arguments(p, "--extractor openai")
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from xemogpt.cli.llm_options import llm_or_named_extractor, print_llm_summary
     from xemogpt.data.schema import read_manifest
     from xemogpt.evaluation.baselines import run_training_data
     from xemogpt.evaluation.coverage import EvaluationError, check_split
@@ -54,12 +59,13 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else (ckpt if ckpt.is_dir() else ckpt.parent) / f"eval-{args.split}"
     ev = recipe.get("eval") or {}
     baselines = args.baselines if args.baselines is not None else bool(ev.get("baselines", True))
-    extractor = args.extractor or ev.get("extractor", "offline")
+    extractor = llm_or_named_extractor(args, ev.get("extractor", "offline"))
     wheels = args.wheels or ev.get("wheels")
     results = evaluate_model(model, dm, out, split=args.split, extractor=extractor, batch_size=args.batch_size,
                              baselines=baselines, training=training, wheels=wheels, max_new_tokens=args.max_new_tokens,
                              num_beams=args.num_beams, do_sample=args.do_sample, temperature=args.temperature,
                              top_p=args.top_p, greedy=args.greedy or None)
+    print_llm_summary(extractor)
     print_metrics(results)
     print(f"\nwrote {out}/predictions.jsonl, metrics.json, report.md")
     return 0

@@ -104,8 +104,11 @@ def _emocue360(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(res, indent=2))
         return 0
+    unpredicted = len(set(ref) - set(pred)) if isinstance(pred, dict) and isinstance(ref, dict) else 0
     print(f"EmoCue-360: {res['samples']} predicted samples with a reference"
-          + (f", {res['missing_ref']} without one (skipped)" if res["missing_ref"] else ""))
+          + (f", {res['missing_ref']} without one (skipped)" if res["missing_ref"] else "")
+          + (f", {res['extraction_failed']} null (failed extraction, skipped)" if res["extraction_failed"] else "")
+          + (f"; {unpredicted} reference(s) with no prediction (not scored)" if unpredicted else ""))
     print(f"{'modality':<10} {'precision':>9} {'recall':>9} {'f1':>9} {'n':>6}  notes")
     for m in MODALITIES:
         r = res[m]

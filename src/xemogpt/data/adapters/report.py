@@ -27,6 +27,7 @@ SKIP_REASONS: dict[str, str] = {
     "escaping_path": "a media path points outside the data root",
     "empty_media": "the media file has zero bytes",
     "corrupt_media": "FFmpeg could not open the media file or it has no usable stream",
+    "cue_extraction_failed": "the LLM cue extractor gave no usable reply for the description (--on-failure skip)",
 }
 HANDLED_REASONS: dict[str, str] = {
     "missing_subtitle": "no subtitle for the sample (kept with an empty subtitle)",
