@@ -215,6 +215,6 @@ def test_eval_reports_the_level1_figure_beside_ovmer(folder):
     ew = ov["ew_level1"]
     assert ew["n"] == {"wheel1": 1, "wheel2": 2}
     assert ew["fscore"] == pytest.approx((2 / 3 + 6 / 7) / 2) and ew["recall"] == pytest.approx((1 / 2 + 3 / 4) / 2)
-    rows = dict(metric_rows({"model": {"emocue360": {m: {"precision": 0, "recall": 0, "f1": 0}
+    rows = dict(metric_rows({"model": {"emocue360": {m: {"precision": 0, "recall": 0, "f1": 0, "n": 2}
                                                      for m in ("visual", "auditory", "emotional")}, "ovmer": ov}}))
     assert rows["OV-MER EW level-1 F"]["model"] == f"{(2 / 3 + 6 / 7) / 2:.3f}"
