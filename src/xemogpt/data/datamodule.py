@@ -50,6 +50,7 @@ from xemogpt.data.problems import (  # noqa: F401  (re-exported: the public name
 )
 from xemogpt.data.schema import SPLITS, EmoCueSample, read_manifest
 from xemogpt.data.streaming import is_pack, is_remote, read_pack_info, read_pack_samples
+from xemogpt.data.synth.annotate import description_for
 
 log = logging.getLogger("xemogpt.data")
 
@@ -295,7 +296,8 @@ class Collator:
 
     Batch: ids (B,), frames (B, T, 3, H, W) uint8 with frame_mask (B, T) bool (items may hold (T, 3, H, W) or
     (T, H, W, 3)), audio (B, S) float32 with audio_mask
-    (B, S) bool, subtitle/description/visual_text/auditory_text/emotion lists, samples (B,), skipped
+    (B, S) bool, subtitle/description/visual_text/auditory_text/emotion lists, description_without
+    {"video": (B,), "audio": (B,)} (see :func:`~xemogpt.data.synth.annotate.description_for`), samples (B,), skipped
     [(id, reason, detail)] (dropped items), handled [(id, reason, detail)] (kept items with a problem), features
     {"video": bool, "audio": bool}.
 
@@ -358,6 +360,10 @@ class Collator:
             "audio_mask": audio_mask,
             "subtitle": [x.subtitle for x in samples],
             "description": [x.description for x in samples],
+            # the description as it reads without the video / the audio (None where it cannot be rebuilt): what
+            # modality dropout trains on (XEmoGPT, stage key modality_dropout)
+            "description_without": {"video": [description_for(x, {"audio"}) for x in samples],
+                                    "audio": [description_for(x, {"video"}) for x in samples]},
             "visual_text": [cue_text(x, "visual") for x in samples],
             "auditory_text": [cue_text(x, "auditory") for x in samples],
             "emotion": [x.emotion for x in samples],

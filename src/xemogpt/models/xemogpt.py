@@ -12,6 +12,7 @@ checkpoint (with the tokenizer), so ``XEmoGPT.load_from_checkpoint(path)`` rebui
 
 from __future__ import annotations
 
+import hashlib
 import math
 from typing import Any
 
@@ -415,11 +416,35 @@ class XEmoGPT(L.LightningModule):
             losses["lm"] = out.loss
         return losses
 
+    def drop_modalities(self, batch: dict[str, Any], epoch: int) -> dict[str, Any]:
+        """Modality dropout (stage key ``modality_dropout``, probability p): a training clip that has both modalities
+        loses its video with probability p/2 or its audio with probability p/2, and its target becomes the
+        description without them (``batch["description_without"]``; clips whose description cannot be rebuilt keep
+        both). The prompt then says which modality is missing, so the model learns to describe only what it
+        perceives. Which clip loses what is a function of (stage seed, epoch, clip id): the same on every run.
+        """
+        p = float(self.stage.get("modality_dropout") or 0.0)
+        alt = batch.get("description_without")
+        if p <= 0 or not alt or "lm" not in self.stage.get("losses", ()):
+            return batch
+        seed = int(self.stage.get("seed", 0))
+        vmask, amask, desc = batch["frame_mask"].clone(), batch["audio_mask"].clone(), list(batch["description"])
+        for i, sid in enumerate(batch["ids"]):
+            u = int.from_bytes(hashlib.blake2b(f"{seed}:{epoch}:{sid}".encode(), digest_size=8).digest(), "big") / 2**64
+            drop = "video" if u < p / 2 else ("audio" if u < p else None)
+            if drop is None or alt[drop][i] is None or not (bool(vmask[i].any()) and bool(amask[i].any())):
+                continue
+            (vmask if drop == "video" else amask)[i] = False
+            desc[i] = alt[drop][i]
+        return {**batch, "frame_mask": vmask, "audio_mask": amask, "description": desc}
+
     def _step(self, batch: dict[str, Any], split: str, batch_idx: int | None = None) -> torch.Tensor | None:
         if batch.get("skipped") and self.trainer is not None and self.trainer.datamodule is not None:
             note = getattr(self.trainer.datamodule, "note_skipped", None)
             if note is not None and split == "train":
                 note(batch["skipped"])
+        if split == "train" and batch["ids"]:
+            batch = self.drop_modalities(batch, self.current_epoch if self._trainer is not None else 0)
         losses = self.compute_losses(batch) if batch["ids"] else {}
         if not losses:  # every clip of the batch was bad, or none has the modality of this stage's losses
             return self._idle_step(batch, batch_idx) if split == "train" else None

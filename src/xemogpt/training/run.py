@@ -397,7 +397,7 @@ def train_recipe(recipe: dict[str, Any], run_dir: str | Path, evaluate: bool = T
                                     instruction=instruction, feature_memo=feature_memo(recipe))
                 prev = progress.path(progress.data["completed"][-1]["checkpoint"])
                 load_state(model, _load_ckpt(prev)["state_dict"], str(prev))
-            model.set_stage(stage)
+            model.set_stage({"seed": seed, **stage})  # the seed of the stage's modality dropout
             dm.batch_size = int(stage.get("batch_size", dm.batch_size))
             n_train = sum(p.numel() for p in model.trainable_parameters())
             if rank == 0:

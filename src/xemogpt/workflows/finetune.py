@@ -237,7 +237,7 @@ def finetune(recipe: dict[str, Any], run_dir: str | Path, evaluate: bool = True,
         if stage.get("skip"):
             continue
         ts = time.time()
-        model.set_stage(stage)
+        model.set_stage({"seed": int(resolved["seed"]), **stage})
         dm.batch_size = int(stage.get("batch_size", dm.batch_size))
         n_train = sum(p.numel() for p in model.trainable_parameters())
         echo(f"\n== fine-tune stage {stage['name']} (train: {', '.join(stage.get('train', []))}; "
