@@ -109,7 +109,7 @@ def test_fsdp_policy_wraps_frozen_encoders_apart_from_trainable_parts(tiny_model
 def test_ddp_deepspeed_and_plain_options(tiny_model):
     from lightning.pytorch.strategies import DDPStrategy
 
-    from xemogpt.training.checkpoint_io import AtomicCheckpointIO
+    from xemogpt.checkpointing.files import AtomicCheckpointIO
     from xemogpt.training.strategies import StrategyError, trainer_options, wraps_in_place
 
     assert wraps_in_place({"strategy": {"name": "fsdp"}}) and wraps_in_place({"strategy": "deepspeed_stage_3"})

@@ -17,10 +17,10 @@ import pytest
 import torch
 
 from tests.conftest import tiny_overrides
+from xemogpt.checkpointing.files import AtomicCheckpointIO, clean_stale_temps
 from xemogpt.models.xemogpt import XEmoGPT
 from xemogpt.recipe import load_recipe
 from xemogpt.training.callbacks import NonFiniteLossError, RunInterrupted, state_digest, weights_digest
-from xemogpt.training.checkpoint_io import AtomicCheckpointIO, clean_stale_temps
 from xemogpt.training.run import train_recipe
 
 # Two stages (align: 1 epoch, instruct: 2 epochs of 3 batches) with attention dropout, so the random state matters.
@@ -238,7 +238,7 @@ def test_nan_loss_stops_with_step_ids_and_the_checkpoint_from_before(synth_root,
 def test_sharded_checkpoint_folders_are_removed_and_files_pass_through(tmp_path):
     """A DeepSpeed resumable checkpoint is a folder: the stage end removes it like a file; a plain checkpoint file
     is left as it is by the consolidation step."""
-    from xemogpt.training.run import consolidate_sharded, remove_checkpoint
+    from xemogpt.checkpointing.files import consolidate_sharded, remove_checkpoint
 
     shard_dir = tmp_path / "last.ckpt"
     (shard_dir / "checkpoint").mkdir(parents=True)

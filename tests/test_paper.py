@@ -61,7 +61,7 @@ def test_clip_layer_equals_transformers_clip_encoder_layer():
     from transformers import CLIPVisionConfig
     from transformers.models.clip.modeling_clip import CLIPEncoderLayer
 
-    from xemogpt.bridges.layers import CLIPLayer, LayerShape
+    from xemogpt.nn.layers import CLIPLayer, LayerShape
 
     cfg = CLIPVisionConfig(hidden_size=64, intermediate_size=160, num_attention_heads=4, layer_norm_eps=1e-5)
     torch.manual_seed(0)
@@ -77,7 +77,7 @@ def test_hubert_layer_equals_transformers_hubert_encoder_layer_with_padding():
     from transformers import HubertConfig
     from transformers.models.hubert.modeling_hubert import HubertEncoderLayer
 
-    from xemogpt.bridges.layers import HubertLayer, LayerShape, key_padding_bias
+    from xemogpt.nn.layers import HubertLayer, LayerShape, key_padding_bias
 
     cfg = HubertConfig(hidden_size=64, intermediate_size=128, num_attention_heads=4, hidden_dropout=0.1,
                        attention_dropout=0.1, activation_dropout=0.1)
@@ -225,8 +225,8 @@ def test_missing_modality_keeps_its_marker_as_text_in_the_paper_prompt(paper_mod
 # --- the released weights --------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("trainable_only", [False, True])
 def test_import_official_state_dict_rebuilds_the_model(paper_model, folders, tmp_path, trainable_only):
-    from xemogpt.checkpointing.official import import_official
-    from xemogpt.training.checkpoints import load_model
+    from xemogpt.models.loading import load_model
+    from xemogpt.workflows.official import import_official
 
     path = tmp_path / "xemogpt.ckpt"
     torch.save(pf.official_state(paper_model, folders, trainable_only), path)
@@ -249,8 +249,8 @@ def test_import_official_state_dict_rebuilds_the_model(paper_model, folders, tmp
 
 def test_imported_run_generates_as_the_model_and_fine_tunes(paper_model, folders, tmp_path):
     from tests.test_zoo_fixtures import fake_batch
-    from xemogpt.checkpointing.official import import_official
-    from xemogpt.training.checkpoints import load_model
+    from xemogpt.models.loading import load_model
+    from xemogpt.workflows.official import import_official
 
     path = tmp_path / "xemogpt.ckpt"
     torch.save(pf.official_state(paper_model, folders), path)
@@ -283,7 +283,8 @@ def test_imported_run_generates_as_the_model_and_fine_tunes(paper_model, folders
 
 
 def test_wrong_layout_is_refused_with_what_was_expected(tmp_path, folders):
-    from xemogpt.checkpointing.official import OfficialCheckpointError, import_official
+    from xemogpt.checkpointing.official import OfficialCheckpointError
+    from xemogpt.workflows.official import import_official
 
     path = tmp_path / "other.ckpt"
     torch.save({"encoder.layer.weight": torch.zeros(2)}, path)
@@ -301,7 +302,7 @@ def test_hub_id_resolves_through_the_local_cache_offline(folders, tmp_path, monk
     import shutil
 
     from xemogpt import registry
-    from xemogpt.components_io import MissingWeightsError
+    from xemogpt.checkpointing.errors import MissingWeightsError
 
     sha = "0123456789abcdef0123456789abcdef01234567"
     repo = tmp_path / "hub" / "models--openai--tiny-clip"

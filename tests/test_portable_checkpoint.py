@@ -9,9 +9,9 @@ import torch
 
 from tests import test_zoo_fixtures as fx
 from tests.test_zoo_fixtures import one_thread  # noqa: F401  (autouse)
+from xemogpt.checkpointing.portable import PORTABLE_KEY
+from xemogpt.models.loading import load_model
 from xemogpt.models.xemogpt import XEmoGPT
-from xemogpt.training.checkpoints import load_model
-from xemogpt.training.portable import PORTABLE_KEY
 
 BRIDGES = {"video_bridge": {"name": "vecb", "num_frames": 4, "proj_dim": 16},
            "audio_bridge": {"name": "aecb", "proj_dim": 16}}
@@ -59,7 +59,7 @@ def test_folder_components_rebuild_from_the_checkpoint_when_the_folders_are_gone
     assert again.llm_head.tokenizer.get_vocab() == model.llm_head.tokenizer.get_vocab()
 
     # An export of that checkpoint is just as self-contained.
-    from xemogpt.training.export import export_run
+    from xemogpt.workflows.export import export_run
 
     run = tmp_path / "run"
     run.mkdir()

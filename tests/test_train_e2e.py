@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from tests.conftest import tiny_overrides
+from xemogpt.checkpointing.errors import CheckpointError
+from xemogpt.models.loading import load_model
 from xemogpt.recipe import load_recipe
-from xemogpt.training.checkpoints import CheckpointError, load_model
 from xemogpt.training.run import data_module, train_recipe
 
 

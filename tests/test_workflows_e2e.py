@@ -102,7 +102,7 @@ def finetuned(ablation, tmp_path_factory):
 
 
 def test_finetune_on_new_labels_improves_the_target(finetuned):
-    from xemogpt.training.checkpoints import load_model
+    from xemogpt.models.loading import load_model
 
     summary, run_dir, base_run = finetuned
     before, after = summary["before"]["model"], summary["after"]["model"]
@@ -235,13 +235,13 @@ def _chromium_check(page: Path, shot: Path) -> str:
 def test_exported_model_explains_a_clip_into_a_page_that_renders(finetuned, synth_root, tmp_path, capsys):
     from xemogpt.cli import main
     from xemogpt.data.schema import read_manifest
-    from xemogpt.training.export import export_run
+    from xemogpt.workflows.export import export_run
 
     _, run_dir, _ = finetuned
     export = export_run(run_dir, tmp_path / "export")
     card = (export / "README.md").read_text()
     assert "## Metrics" in card and "lora" in (export / "model_spec.json").read_text()
-    from xemogpt.training.checkpoints import run_recipe_of
+    from xemogpt.checkpointing.files import run_recipe_of
     from xemogpt.workflows.explain import emotion_labels
 
     assert {"bored", "excited"} <= set(emotion_labels(run_recipe_of(export)))  # the new labels travel with it

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from tests.test_zoo_fixtures import one_thread  # noqa: F401  (autouse)
+from xemogpt.checkpointing.errors import MissingWeightsError
 from xemogpt.cli import main
-from xemogpt.components_io import MissingWeightsError
 from xemogpt.describe import describe_model, missing_weights, require_weights
 from xemogpt.recipe import load_recipe
 
@@ -122,7 +122,7 @@ def test_describe_reads_architectures_from_the_folders_without_opening_weights(t
     are never opened (here they are overwritten with garbage) and the counts equal those of the loaded model."""
     from tests import test_zoo_fixtures as fx
     from xemogpt import registry
-    from xemogpt.components_io import ComponentFileError
+    from xemogpt.checkpointing.errors import ComponentFileError
     from xemogpt.models.xemogpt import XEmoGPT
 
     clip, hubert = fx.make_clip_folder(tmp_path), fx.make_speech_folder(tmp_path, "hubert")

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from tests import test_zoo_fixtures as fx
 from tests.test_zoo_fixtures import one_thread  # noqa: F401  (autouse)
 from xemogpt import registry
-from xemogpt.components_io import MissingWeightsError
+from xemogpt.checkpointing.errors import MissingWeightsError
 
 
 @pytest.fixture(scope="module")
@@ -309,7 +309,7 @@ def test_tagged_open_clip_and_resampled_timm_rebuild_from_their_component_folder
     saved component; the original checkpoint file is not needed to rebuild it."""
     import shutil
 
-    from xemogpt.components_io import load_component, save_component
+    from xemogpt.checkpointing.components import load_component, save_component
 
     src = tmp_path / "src"
     src.mkdir()

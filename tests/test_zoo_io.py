@@ -12,7 +12,9 @@ import torch
 from tests import test_zoo_fixtures as fx
 from tests.test_zoo_fixtures import one_thread  # noqa: F401  (autouse)
 from xemogpt import registry
-from xemogpt.components_io import ComponentFileError, load_component, load_state_file, save_component
+from xemogpt.checkpointing.components import load_component, save_component
+from xemogpt.checkpointing.errors import ComponentFileError
+from xemogpt.checkpointing.files import load_state_file
 
 MODEL_KINDS = ("video_encoder", "audio_encoder", "text_encoder", "video_bridge", "audio_bridge", "projector",
                "llm_head")

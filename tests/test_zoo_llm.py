@@ -8,7 +8,8 @@ import torch
 from tests import test_zoo_fixtures as fx
 from tests.test_zoo_fixtures import one_thread  # noqa: F401  (autouse)
 from xemogpt import registry
-from xemogpt.components_io import MissingWeightsError, architecture_only
+from xemogpt.checkpointing.errors import MissingWeightsError
+from xemogpt.checkpointing.pretrained import architecture_only
 
 LORA = {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "k_proj", "v_proj"]}
 

@@ -1,8 +1,8 @@
 """Describe a recipe's model without its weights, and list the weights a recipe needs but that are missing.
 
 ``xemogpt zoo --describe RECIPE`` builds the composed model on the meta device in
-:func:`~xemogpt.components_io.architecture_only` mode (architectures from the weights folders when present, else
-from the ``arch`` / ``config`` names shipped in :mod:`xemogpt.configs`), then prints each component, its parameter
+:func:`~xemogpt.checkpointing.pretrained.architecture_only` mode (architectures from the weights folders when present,
+else from the ``arch`` / ``config`` names shipped in :mod:`xemogpt.configs`), then prints each component, its parameter
 count, what each training stage trains, and the tensor shapes between the components. Nothing is allocated, so the
 paper's 4.7-billion-parameter model is described in seconds on a laptop.
 
@@ -19,7 +19,8 @@ from typing import Any
 import torch
 
 from xemogpt import registry
-from xemogpt.components_io import MissingWeightsError, architecture_only, check_weight_path, declared_weights
+from xemogpt.checkpointing.errors import MissingWeightsError
+from xemogpt.checkpointing.pretrained import architecture_only, check_weight_path, declared_weights
 
 TEXT_TOKENS_PLACEHOLDER = 64  # prompt + target text tokens assumed for the LLM input shape (the real count varies)
 

@@ -7,9 +7,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from xemogpt.bridges.layers import HubertLayer, LayerShape, key_padding_bias
-from xemogpt.bridges.losses import contrastive_loss, masked_mean
 from xemogpt.component import Component
+from xemogpt.nn.layers import HubertLayer, LayerShape, key_padding_bias
+from xemogpt.nn.losses import contrastive_loss, masked_mean
 from xemogpt.registry import register
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from xemogpt.bridges.layers import padding_mask
+from xemogpt.nn.layers import padding_mask
 
 
 class CrossAttentionLayer(nn.Module):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from xemogpt.bridges.layers import AttentionPool
-from xemogpt.bridges.losses import contrastive_loss, masked_mean
 from xemogpt.component import Component
+from xemogpt.nn.layers import AttentionPool
+from xemogpt.nn.losses import contrastive_loss, masked_mean
 
 BRIDGE_TASKS = ("contrastive",)
 

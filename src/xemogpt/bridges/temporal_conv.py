@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from xemogpt.bridges.base import BRIDGE_TASKS, AlignmentBridge
-from xemogpt.bridges.layers import pick_heads
+from xemogpt.nn.layers import pick_heads
 from xemogpt.registry import register
 
 

@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from xemogpt.bridges.layers import AttentionPool, AttentionPooling, CLIPLayer, LayerShape, key_padding_bias
-from xemogpt.bridges.losses import contrastive_loss, masked_mean
 from xemogpt.component import Component
+from xemogpt.nn.layers import AttentionPool, AttentionPooling, CLIPLayer, LayerShape, key_padding_bias
+from xemogpt.nn.losses import contrastive_loss, masked_mean
 from xemogpt.registry import register
 
 VECB_TASKS = ("contrastive", "temporal_order", "masked_frame")
@@ -49,7 +49,7 @@ class VECB(Component):
     Args:
         input_dim: encoder width (wired in). text_dim: text-encoder width for ``contrastive`` (wired in; None
             disables that task). encoder_layer: the encoder's layer config (wired in; see
-            :class:`~xemogpt.bridges.layers.LayerShape`), used when the bridge keeps the encoder's width.
+            :class:`~xemogpt.nn.layers.LayerShape`), used when the bridge keeps the encoder's width.
         num_frames: length of the position embedding (16). layers: CLIP layers (2). dim: width (None: the
             encoder's; another width adds ``input_project``). heads, mlp_dim, activation, layer_norm_eps,
             attention_dropout: layer shape overrides (None: the encoder's config, else 64-wide heads, 4x MLP).

@@ -51,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.time()
     try:
         if args.checkpoint:
-            from xemogpt.training.checkpoints import load_model, run_recipe_of
+            from xemogpt.checkpointing.files import run_recipe_of
+            from xemogpt.models.loading import load_model
 
             recipe = apply_overrides(run_recipe_of(args.checkpoint), args.overrides)
             model = load_model(args.checkpoint)

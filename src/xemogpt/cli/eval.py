@@ -36,13 +36,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from xemogpt.checkpointing.files import run_recipe_of
     from xemogpt.cli.llm_options import llm_or_named_extractor, print_llm_summary
     from xemogpt.data.schema import read_manifest
     from xemogpt.evaluation.baselines import run_training_data
     from xemogpt.evaluation.coverage import EvaluationError, check_split
     from xemogpt.evaluation.evaluate import evaluate_model
     from xemogpt.evaluation.report import print_metrics
-    from xemogpt.training.checkpoints import load_model, run_recipe_of
+    from xemogpt.models.loading import load_model
     from xemogpt.training.run import data_module
 
     recipe = run_recipe_of(args.checkpoint)

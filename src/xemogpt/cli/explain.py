@@ -40,8 +40,8 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
+    from xemogpt.checkpointing.errors import CheckpointError
     from xemogpt.data.decode import DecodeError
-    from xemogpt.training.checkpoints import CheckpointError
     from xemogpt.workflows.explain import explain_clip, format_text
 
     logging.getLogger("lightning").setLevel(logging.ERROR)

@@ -13,7 +13,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from xemogpt.training.export import export_run
+    from xemogpt.workflows.export import export_run
 
     out = export_run(args.run, args.out)
     print(f"exported {args.run} -> {out} (model.safetensors, model_spec.json, recipe.yaml, README.md)")

@@ -29,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from xemogpt.checkpointing.official import import_official
+    from xemogpt.workflows.official import import_official
 
     report = import_official(args.checkpoint, args.clip, args.hubert, args.labse, args.llm, args.out,
                              lora_alpha=args.lora_alpha)

@@ -7,20 +7,19 @@ from typing import Any
 
 import torch
 
-from xemogpt.bridges.layers import LayerShape
-from xemogpt.component import Component
-from xemogpt.components_io import (
-    MissingWeightsError,
+from xemogpt.checkpointing.errors import MissingWeightsError
+from xemogpt.checkpointing.files import load_into, load_state_file
+from xemogpt.checkpointing.pretrained import (
     WeightArg,
     build_hf_model,
     hf_config,
     hf_config_dict,
     is_architecture_only,
-    load_into,
-    load_state_file,
     resolve_source,
 )
+from xemogpt.component import Component
 from xemogpt.encoders.frames import parse_dtype
+from xemogpt.nn.layers import LayerShape
 from xemogpt.registry import register
 
 SPEECH_TYPES = ("hubert", "wav2vec2", "wavlm", "data2vec-audio", "wav2vec2-conformer", "unispeech", "unispeech-sat")

@@ -8,8 +8,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from xemogpt.checkpointing.pretrained import WeightArg, build_hf_model, hf_config, local_folder, resolve_source
 from xemogpt.component import Component
-from xemogpt.components_io import WeightArg, build_hf_model, hf_config, local_folder, resolve_source
 from xemogpt.encoders.frames import parse_dtype
 from xemogpt.registry import register
 

@@ -8,8 +8,8 @@ from typing import Any
 import torch
 
 from xemogpt import registry
+from xemogpt.checkpointing.pretrained import declared_weights
 from xemogpt.component import Component
-from xemogpt.components_io import declared_weights
 from xemogpt.registry import register
 
 MODALITIES = ("video", "audio")

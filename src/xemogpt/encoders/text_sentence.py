@@ -10,8 +10,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from xemogpt.checkpointing.pretrained import WeightArg, hf_config, is_architecture_only, local_folder
 from xemogpt.component import Component
-from xemogpt.components_io import WeightArg, hf_config, is_architecture_only, local_folder
 from xemogpt.registry import register
 
 ST_FOLDER = WeightArg("folder", "a sentence-transformers folder (modules.json, config.json, weights, tokenizer)",

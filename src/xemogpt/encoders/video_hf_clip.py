@@ -7,10 +7,10 @@ from typing import Any
 
 import torch
 
-from xemogpt.bridges.layers import LayerShape
-from xemogpt.components_io import WeightArg, build_hf_model, hf_config, hf_config_dict, resolve_source
+from xemogpt.checkpointing.pretrained import WeightArg, build_hf_model, hf_config, hf_config_dict, resolve_source
 from xemogpt.encoders.frames import FrameEncoder, parse_dtype
 from xemogpt.encoders.image_preprocess import from_hf_processor
+from xemogpt.nn.layers import LayerShape
 from xemogpt.registry import register
 
 CLIP_FOLDER = WeightArg("folder", "a Hugging Face CLIPModel or CLIPVisionModel folder (config.json, "

@@ -12,7 +12,8 @@ from typing import Any
 import torch
 
 from xemogpt import configs
-from xemogpt.components_io import MissingWeightsError, WeightArg, is_architecture_only
+from xemogpt.checkpointing.errors import MissingWeightsError
+from xemogpt.checkpointing.pretrained import WeightArg, is_architecture_only
 from xemogpt.encoders.frames import FrameEncoder
 from xemogpt.encoders.image_preprocess import from_open_clip
 from xemogpt.registry import register

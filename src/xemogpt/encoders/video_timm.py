@@ -7,7 +7,9 @@ from typing import Any
 
 import torch
 
-from xemogpt.components_io import MissingWeightsError, WeightArg, is_architecture_only, load_into, load_state_file
+from xemogpt.checkpointing.errors import MissingWeightsError
+from xemogpt.checkpointing.files import load_into, load_state_file
+from xemogpt.checkpointing.pretrained import WeightArg, is_architecture_only
 from xemogpt.encoders.frames import FrameEncoder
 from xemogpt.encoders.image_preprocess import from_timm
 from xemogpt.registry import register

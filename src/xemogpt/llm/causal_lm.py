@@ -8,8 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from xemogpt.component import Component
-from xemogpt.components_io import (
+from xemogpt.checkpointing.pretrained import (
     WeightArg,
     build_hf_model,
     hf_config,
@@ -18,6 +17,7 @@ from xemogpt.components_io import (
     local_folder,
     resolve_source,
 )
+from xemogpt.component import Component
 from xemogpt.llm.prompt import TEMPLATES
 from xemogpt.llm.splice import AUDIO_SLOT, VIDEO_SLOT
 from xemogpt.llm.tokenizer import EOS, ensure_pad, load_tokenizer, tokenizer_from_json

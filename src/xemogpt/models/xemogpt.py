@@ -149,18 +149,18 @@ class XEmoGPT(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Every checkpoint also carries the architecture and small files (tokenizer) of folder-loaded components,
         so a run rebuilds from the checkpoint alone when the pretrained folders are not at hand
-        (:mod:`xemogpt.training.portable`)."""
-        from xemogpt.training.portable import PORTABLE_KEY
+        (:mod:`xemogpt.checkpointing.portable`)."""
+        from xemogpt.checkpointing.portable import PORTABLE_KEY
 
         record = self.portable()
         if record:
             checkpoint[PORTABLE_KEY] = record
 
     def portable(self) -> dict[str, Any]:
-        """The record of :mod:`xemogpt.training.portable` for this model, made once (the components do not change
+        """The record of :mod:`xemogpt.checkpointing.portable` for this model, made once (the components do not change
         after the build, and periodic checkpoints should not re-save the tokenizer each time)."""
         if self.portable_source is None:
-            from xemogpt.training.portable import portable_record
+            from xemogpt.checkpointing.portable import portable_record
 
             self.portable_source = portable_record(self)
         return self.portable_source

@@ -6,8 +6,8 @@ import torch
 from torch import nn
 
 from xemogpt.bridges.attention import CrossAttentionLayer
-from xemogpt.bridges.layers import padding_mask, pick_heads
 from xemogpt.component import Component
+from xemogpt.nn.layers import padding_mask, pick_heads
 from xemogpt.registry import register
 
 

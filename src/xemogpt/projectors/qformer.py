@@ -6,8 +6,8 @@ import torch
 from torch import nn
 
 from xemogpt.bridges.attention import QueryTransformer, query_mask
-from xemogpt.bridges.layers import pick_heads
 from xemogpt.component import Component
+from xemogpt.nn.layers import pick_heads
 from xemogpt.registry import register
 
 

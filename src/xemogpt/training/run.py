@@ -13,7 +13,7 @@ Fault tolerance (all of it in the run folder):
 * A NaN or infinite loss stops the run with the stage, step and batch sample ids, after saving
   ``checkpoints/nonfinite-<i>-<stage>-step<k>.ckpt`` (the state from before that step).
 
-Every checkpoint write is atomic (:mod:`xemogpt.training.checkpoint_io`). Scaling settings (DDP, FSDP, DeepSpeed,
+Every checkpoint write is atomic (:mod:`xemogpt.checkpointing.files`). Scaling settings (DDP, FSDP, DeepSpeed,
 nodes, precision, accumulation, activation checkpointing) are read by :mod:`xemogpt.training.strategies`.
 """
 
@@ -22,13 +22,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from xemogpt.checkpointing.files import consolidate_sharded, load_checkpoint_file, remove_checkpoint
 from xemogpt.recipe import RecipeError, save_recipe, validate_recipe
 from xemogpt.training.callbacks import global_rank_from_env
 
@@ -190,7 +190,7 @@ class RunProgress:
     def save(self) -> None:
         if not self.writer:
             return
-        from xemogpt.training.checkpoint_io import atomic_write
+        from xemogpt.checkpointing.files import atomic_write
 
         self.data["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
         text = json.dumps(self.data, indent=2).encode()
@@ -237,37 +237,10 @@ def resume_conflicts(saved: dict[str, Any], recipe: dict[str, Any]) -> list[str]
     return out
 
 
-def consolidate_sharded(path: Path) -> Path:
-    """DeepSpeed saves a checkpoint as a folder of ZeRO shards; stage checkpoints and ``model.ckpt`` are single files
-    (evaluation, export and fine-tuning read them), so the folder becomes one fp32 file through Lightning's own
-    converter (which needs the deepspeed package that wrote it). Other checkpoints are returned unchanged."""
-    if not path.is_dir():
-        return path
-    from lightning.pytorch.utilities.deepspeed import convert_zero_checkpoint_to_fp32_state_dict
-
-    tmp = path.with_name(path.name + ".fp32.part")
-    convert_zero_checkpoint_to_fp32_state_dict(str(path), str(tmp))
-    shutil.rmtree(path)
-    tmp.replace(path)
-    return path
 
 
-def remove_checkpoint(path: Path) -> None:
-    """Delete a checkpoint file, or a sharded checkpoint's folder."""
-    if path.is_dir():
-        shutil.rmtree(path)
-    else:
-        path.unlink(missing_ok=True)
 
 
-def _load_ckpt(path: Path) -> dict[str, Any]:
-    from xemogpt.training.checkpoints import CheckpointError
-
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as e:
-        raise CheckpointError(f"checkpoint {path} is unreadable ({type(e).__name__}: {e}); delete it and resume "
-                              f"again to restart that stage from the previous stage's checkpoint") from e
 
 
 def _resume_plan(progress: RunProgress, stages: list[dict[str, Any]]) -> tuple[int, Path | None, Path | None]:
@@ -305,11 +278,11 @@ def train_recipe(recipe: dict[str, Any], run_dir: str | Path, evaluate: bool = T
     """
     import lightning as L
 
+    from xemogpt.checkpointing.files import atomic_copy, clean_stale_temps
     from xemogpt.data.callbacks import DataSummaryCallback, FeatureCacheCallback
+    from xemogpt.models.loading import load_state
     from xemogpt.models.xemogpt import XEmoGPT
     from xemogpt.training import callbacks as cb
-    from xemogpt.training.checkpoint_io import atomic_copy, clean_stale_temps
-    from xemogpt.training.checkpoints import load_state
     from xemogpt.training.strategies import wraps_in_place
 
     t0 = time.time()
@@ -345,7 +318,7 @@ def train_recipe(recipe: dict[str, Any], run_dir: str | Path, evaluate: bool = T
     progress.data["stages"] = [s["name"] for s in stages]
     start, resumable, boundary = _resume_plan(progress, stages) if progress.data.get("completed") or \
         progress.data.get("current") else (0, None, None)
-    source = _load_ckpt(resumable or boundary) if (resumable or boundary) else None
+    source = load_checkpoint_file(resumable or boundary) if (resumable or boundary) else None
     tok_json = (source.get("hyper_parameters") or {}).get("tokenizer_json") if source is not None else None
     if tok_json is None:  # a run's tokenizer travels in its checkpoints; a new run trains it (deterministically)
         tok_json = build_tokenizer(root, recipe["model"], int(run.get("tokenizer_vocab_size", 1000)), instruction,
@@ -354,7 +327,7 @@ def train_recipe(recipe: dict[str, Any], run_dir: str | Path, evaluate: bool = T
     model = XEmoGPT(recipe["model"], tokenizer_json=tok_json, generation=recipe.get("generation"),
                     instruction=instruction, feature_memo=feature_memo(recipe))
     if source is None and recipe.get("checkpoint"):
-        from xemogpt.training.checkpoints import load_weights_into
+        from xemogpt.models.loading import load_weights_into
 
         load_weights_into(model, recipe["checkpoint"])
     if resumable is None and boundary is not None:  # continue after a finished stage: its weights and random state
@@ -396,7 +369,7 @@ def train_recipe(recipe: dict[str, Any], run_dir: str | Path, evaluate: bool = T
                     model = XEmoGPT(recipe["model"], tokenizer_json=tok_json, generation=recipe.get("generation"),
                                     instruction=instruction, feature_memo=feature_memo(recipe))
                 prev = progress.path(progress.data["completed"][-1]["checkpoint"])
-                load_state(model, _load_ckpt(prev)["state_dict"], str(prev))
+                load_state(model, load_checkpoint_file(prev)["state_dict"], str(prev))
             model.set_stage({"seed": seed, **stage})  # the seed of the stage's modality dropout
             dm.batch_size = int(stage.get("batch_size", dm.batch_size))
             n_train = sum(p.numel() for p in model.trainable_parameters())
@@ -472,7 +445,7 @@ def train_recipe(recipe: dict[str, Any], run_dir: str | Path, evaluate: bool = T
         if trained_on is not None and wraps_in_place(recipe.get("trainer")) and final.exists():
             # FSDP/DeepSpeed left this rank only its shards (and the other ranks have returned): rank 0 evaluates a
             # model rebuilt from the full checkpoint it just wrote, on the device it trained on.
-            from xemogpt.training.checkpoints import load_model
+            from xemogpt.models.loading import load_model
 
             del model
             model = load_model(final, map_location=str(trained_on))

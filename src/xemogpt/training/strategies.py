@@ -187,7 +187,7 @@ def build_strategy(value: Any, model: nn.Module | None = None, activation_checkp
 def trainer_options(trainer_section: dict[str, Any] | None, model: nn.Module | None = None) -> dict[str, Any]:
     """The recipe's ``trainer`` section -> keyword arguments for ``lightning.Trainer`` (strategy, precision and
     plugins resolved; activation checkpointing applied to ``model`` when asked)."""
-    from xemogpt.training.checkpoint_io import AtomicCheckpointIO
+    from xemogpt.checkpointing.files import AtomicCheckpointIO
 
     opts = dict(trainer_section or {})
     act = bool(opts.pop("activation_checkpointing", False))

@@ -160,11 +160,13 @@ def explain_clip(clip: str | Path, audio: str | Path | None = None, subtitle: st
     ``generation`` overrides the run's settings (``greedy=True``: one beam, no sampling). ``save_tensors`` writes
     the pipeline's tensors to a safetensors file (see :func:`save_trace`)."""
     from xemogpt import registry
+    from xemogpt.checkpointing.errors import CheckpointError
+    from xemogpt.checkpointing.files import run_recipe_of
     from xemogpt.data.datamodule import Collator
     from xemogpt.data.decode import decode_clip
     from xemogpt.data.schema import EmoCueSample
     from xemogpt.data.synth.cues import CONCLUSION, emotion_from_text, split_sentences
-    from xemogpt.training.checkpoints import CheckpointError, load_model, run_recipe_of
+    from xemogpt.models.loading import load_model
 
     clip = str(clip)
     audio = str(audio) if audio is not None else None

@@ -180,8 +180,9 @@ def finetune(recipe: dict[str, Any], run_dir: str | Path, evaluate: bool = True,
     import lightning as L
     import torch
 
+    from xemogpt.checkpointing.files import run_recipe_of
     from xemogpt.data.schema import read_manifest
-    from xemogpt.training.checkpoints import load_model, run_recipe_of
+    from xemogpt.models.loading import load_model
     from xemogpt.training.run import data_module, make_trainer
     from xemogpt.workflows.ablate_report import flat_metrics
 

@@ -14,7 +14,8 @@ def export_run(run: str | Path, out: str | Path) -> Path:
     """Write ``out/`` from a run folder (or checkpoint file) and return it."""
     from safetensors.torch import save_file
 
-    from xemogpt.training.checkpoints import load_model, run_recipe_of
+    from xemogpt.checkpointing.files import run_recipe_of
+    from xemogpt.models.loading import load_model
 
     run = Path(run)
     out = Path(out)
@@ -64,28 +65,3 @@ def model_card(recipe: dict[str, Any], model, metrics: dict[str, Any] | None) ->
     return "\n".join(lines)
 
 
-def load_export(folder: str | Path):
-    """Rebuild the model from an export folder (weights through safetensors only)."""
-    from safetensors.torch import load_file
-
-    from xemogpt.training.checkpoints import CheckpointError, load_state
-
-    folder = Path(folder)
-    for name in ("model.safetensors", "model_spec.json"):
-        if not (folder / name).exists():
-            raise CheckpointError(f"export folder {folder} has no {name}; write one with "
-                                  "`xemogpt export RUN --out DIR`")
-    try:
-        spec = json.loads((folder / "model_spec.json").read_text(encoding="utf-8"))
-        state = load_file(str(folder / "model.safetensors"))
-    except Exception as e:
-        raise CheckpointError(f"export folder {folder}: unreadable weights or spec ({type(e).__name__}: {e})") from e
-    from xemogpt.training.checkpoints import build_from_checkpoint
-    from xemogpt.training.portable import PORTABLE_KEY
-
-    extra = {}
-    if (folder / "portable.json").exists():
-        extra[PORTABLE_KEY] = json.loads((folder / "portable.json").read_text(encoding="utf-8"))
-    model = build_from_checkpoint(spec, extra, folder / "model_spec.json")
-    load_state(model, state, str(folder / "model.safetensors"))
-    return model.eval()

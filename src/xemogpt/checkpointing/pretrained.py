@@ -1,21 +1,18 @@
-"""Where component weights come from and where they go.
+"""Where a component's pretrained weights come from.
 
-* :func:`resolve_source` decides, for a path-based component, whether to read a pretrained folder, build from a
-  named architecture (``arch``, shipped in :mod:`xemogpt.configs`) or from an explicit ``config``; errors name the
-  recipe key and say what belongs in the folder.
+* :func:`resolve_source` decides, for a path-based component, whether to read a pretrained folder (a local path or a
+  Hugging Face hub id resolved through the local hub cache, :func:`local_folder`), build from a named architecture
+  (``arch``, shipped in :mod:`xemogpt.configs`) or from an explicit ``config``; errors name the recipe key and say
+  what belongs in the folder. :func:`build_hf_model` then loads a transformers model from it.
 * :func:`architecture_only` is the mode ``xemogpt zoo --describe`` builds in: configs are read (from the folder
   when present, else from ``arch``) but no weight file is opened, so the model can be built on the meta device.
-* :func:`load_state_file` reads a state dict safely (safetensors, or ``torch.load(weights_only=True)``).
-* :func:`save_component` / :func:`load_component` write and read one component as ``component.json`` (the spec that
-  rebuilds it, with the full architecture instead of a folder path) plus ``weights.safetensors``, so a component
-  is rebuilt from its own folder alone.
 
 Components take part through a few optional attributes:
 
 * ``weight_args``: constructor argument -> :class:`WeightArg` (what file or folder belongs there), read by
   :func:`declared_weights` to list missing weights before anything heavy runs;
 * ``portable_spec(folder) -> dict``: spec updates that make the component rebuildable without its original
-  folder (it may write extra files under ``folder`` and name them, relative, in the ``"_relative"`` list).
+  folder (:mod:`xemogpt.checkpointing.portable`, :mod:`xemogpt.checkpointing.components`).
 """
 
 from __future__ import annotations
@@ -33,21 +30,9 @@ from typing import Any
 import torch
 
 from xemogpt import configs
-from xemogpt.errors import XemoGPTError
-
-COMPONENT_FILE = "component.json"
-WEIGHTS_FILE = "weights.safetensors"
-FORMAT = "xemogpt-component/1"
+from xemogpt.checkpointing.errors import ComponentFileError, MissingWeightsError
 
 _ARCH_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar("xemogpt_architecture_only", default=False)
-
-
-class MissingWeightsError(XemoGPTError, FileNotFoundError):
-    """Pretrained weights named by a recipe are not on disk; the message lists each path and what belongs there."""
-
-
-class ComponentFileError(XemoGPTError, RuntimeError):
-    """A saved component folder is missing, unreadable or does not fit the rebuilt component."""
 
 
 # --- build modes --------------------------------------------------------------------------------------------------
@@ -315,128 +300,3 @@ def build_hf_model(model_cls, source: Source, cfg, dtype: torch.dtype | None = N
         return model
     model = model_cls(cfg)
     return model.to(dtype) if dtype is not None else model
-
-
-def load_state_file(path: str | Path, key: str) -> dict[str, torch.Tensor]:
-    """A state dict from ``.safetensors`` or a torch file read with ``weights_only=True``.
-
-    Unwraps the usual containers (``state_dict``, ``model``, ``module``) and a DDP ``module.`` prefix.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise MissingWeightsError(f"{key}: weights file {str(p)!r} does not exist (see checkpoints/README.md)")
-    if p.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state: Any = load_file(str(p))
-    else:
-        try:
-            state = torch.load(p, map_location="cpu", weights_only=True)
-        except Exception as e:
-            raise ComponentFileError(
-                f"{key}: {p} is not a weights-only torch file ({type(e).__name__}: {e}); convert it to safetensors "
-                "or re-save its state_dict with torch.save") from e
-    for wrapper in ("state_dict", "model", "module"):
-        if isinstance(state, dict) and wrapper in state and isinstance(state[wrapper], dict):
-            state = state[wrapper]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ComponentFileError(f"{key}: {p} holds no tensor state dict")
-    if state and all(k.startswith("module.") for k in state):
-        state = {k[len("module."):]: v for k, v in state.items()}
-    return state
-
-
-def load_into(module: torch.nn.Module, state: dict[str, torch.Tensor], where: str, *, strict: bool = True,
-              ignore_prefixes: tuple[str, ...] = ()) -> None:
-    """``load_state_dict`` with an error that names the file and the first mismatching keys and shapes."""
-    own = module.state_dict()
-    state = {k: v for k, v in state.items() if not k.startswith(ignore_prefixes)}
-    bad = [(k, tuple(v.shape), tuple(own[k].shape)) for k, v in state.items() if k in own and v.shape != own[k].shape]
-    if bad:
-        k, got, want = bad[0]
-        raise ComponentFileError(f"{where}: tensor {k!r} has shape {got} but the model expects {want}; the file was "
-                                 "made for another architecture (check the config / model name)")
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    if strict and (missing or unexpected):
-        raise ComponentFileError(f"{where}: {len(missing)} missing key(s) (e.g. {missing[:3]}) and {len(unexpected)} "
-                                 f"unexpected key(s) (e.g. {unexpected[:3]}); the file was made for another "
-                                 "architecture")
-    module.load_state_dict(state, strict=False)
-
-
-# --- component folders --------------------------------------------------------------------------------------------
-def component_kind(component: Any) -> str:
-    names = getattr(type(component), "_registry_names", ())
-    if not names:
-        raise ComponentFileError(f"{type(component).__name__} is not a registered component")
-    return names[0][0]
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, torch.dtype):
-        return str(value).removeprefix("torch.")
-    return value
-
-
-def save_component(component: Any, folder: str | Path, kind: str | None = None) -> Path:
-    """Write ``component.json`` (kind, registry name, portable spec) and ``weights.safetensors`` into ``folder``."""
-    from safetensors.torch import save_file
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    kind = kind or component_kind(component)
-    spec = dict(component.spec())
-    relative: list[str] = []
-    portable = getattr(component, "portable_spec", None)
-    if portable is not None:
-        updates = dict(portable(folder))
-        relative = list(updates.pop("_relative", []))
-        spec.update(updates)
-    meta = {"format": FORMAT, "kind": kind, "class": f"{type(component).__module__}.{type(component).__qualname__}",
-            "spec": _jsonable(spec), "relative_paths": relative}
-    (folder / COMPONENT_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
-    # Every tensor is written on its own (tied weights twice, views copied): loading copies into the rebuilt
-    # module's own tensors, so ties made by the constructor survive.
-    state = {k: v.detach().contiguous().clone() for k, v in component.state_dict().items()}
-    save_file(state, str(folder / WEIGHTS_FILE), metadata={"format": FORMAT, "kind": kind})
-    return folder
-
-
-def load_component(folder: str | Path, map_location: str | torch.device = "cpu") -> Any:
-    """Rebuild a component saved by :func:`save_component` from its folder alone."""
-    from safetensors.torch import load_file
-
-    from xemogpt import registry
-
-    folder = Path(folder)
-    meta_path = folder / COMPONENT_FILE
-    if not meta_path.exists():
-        raise ComponentFileError(f"{folder} holds no {COMPONENT_FILE}; save components with save_component()")
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    if meta.get("format") != FORMAT:
-        raise ComponentFileError(f"{meta_path}: format {meta.get('format')!r} is not {FORMAT!r}")
-    spec = dict(meta["spec"])
-    for dotted in meta.get("relative_paths", []):  # "path" or "video.path" (nested sub-component specs)
-        *parents, last = dotted.split(".")
-        node = spec
-        for part in parents:
-            node = node.get(part) if isinstance(node, dict) else None
-        if isinstance(node, dict) and node.get(last):
-            node[last] = str(folder / node[last])
-    component = registry.build(meta["kind"], spec, key=str(meta_path))
-    weights = folder / WEIGHTS_FILE
-    if not weights.exists():
-        raise ComponentFileError(f"{folder} holds no {WEIGHTS_FILE}")
-    try:
-        state = load_file(str(weights))
-    except Exception as e:
-        raise ComponentFileError(f"{weights}: unreadable ({type(e).__name__}: {e})") from e
-    load_into(component, state, f"{weights} (for the component rebuilt from {meta_path})")
-    return component.to(map_location)

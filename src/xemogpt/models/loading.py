@@ -1,43 +1,16 @@
-"""Loading runs and checkpoints safely (``weights_only=True`` / safetensors) with errors that name the file."""
+"""Rebuilding a model from a run, a checkpoint file or an export folder (weights through ``weights_only=True`` or
+safetensors only; errors name the file)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from xemogpt.errors import XemoGPTError
-
-
-class CheckpointError(XemoGPTError, RuntimeError):
-    """A checkpoint is missing, unreadable or does not fit the model; the message names the file and key."""
-
-
-def resolve_checkpoint(path: str | Path) -> Path:
-    """A run folder (``model.ckpt`` inside), an export folder (``model.safetensors``) or a ``.ckpt`` file."""
-    p = Path(path)
-    if p.is_dir():
-        for name in ("model.safetensors", "model.ckpt"):
-            if (p / name).exists():
-                return p / name
-        raise CheckpointError(f"{p} holds neither model.ckpt (a training run) nor model.safetensors (an export)")
-    if not p.exists():
-        raise CheckpointError(f"checkpoint {p} does not exist")
-    return p
-
-
-def read_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a Lightning checkpoint file with ``weights_only=True``."""
-    p = Path(path)
-    try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise CheckpointError(f"checkpoint {p} is corrupt or not a torch checkpoint ({type(e).__name__}: {e}); "
-                              "use the previous checkpoint of the run or retrain") from e
-    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
-        raise CheckpointError(f"checkpoint {p} has no 'state_dict' (is it a Lightning checkpoint?)")
-    return ckpt
+from xemogpt.checkpointing.errors import CheckpointError
+from xemogpt.checkpointing.files import read_checkpoint, resolve_checkpoint
 
 
 def load_model(path: str | Path, map_location: str = "cpu"):
@@ -45,7 +18,7 @@ def load_model(path: str | Path, map_location: str = "cpu"):
 
     p = resolve_checkpoint(path)
     if p.suffix == ".safetensors":
-        from xemogpt.training.export import load_export
+        from xemogpt.models.loading import load_export
 
         return load_export(p.parent)
     ckpt = read_checkpoint(p)
@@ -63,9 +36,10 @@ def build_from_checkpoint(hp: dict[str, Any], ckpt: dict[str, Any], where: Path)
     architecture the checkpoint carries (its weights then come from the state dict alone)."""
     import tempfile
 
-    from xemogpt.components_io import MissingWeightsError, architecture_only
+    from xemogpt.checkpointing.errors import MissingWeightsError
+    from xemogpt.checkpointing.portable import PORTABLE_KEY, portable_components
+    from xemogpt.checkpointing.pretrained import architecture_only
     from xemogpt.models.xemogpt import XEmoGPT
-    from xemogpt.training.portable import PORTABLE_KEY, portable_components
 
     try:
         return XEmoGPT(**hp)
@@ -125,13 +99,29 @@ def load_weights_into(model: torch.nn.Module, path: str | Path, strict: bool = F
     return skipped
 
 
-def run_recipe_of(path: str | Path) -> dict[str, Any]:
-    """The resolved recipe of a run or export folder (``recipe.yaml``), or the one a checkpoint's folder holds."""
-    import yaml
+def load_export(folder: str | Path):
+    """Rebuild the model from an export folder (weights through safetensors only)."""
+    from safetensors.torch import load_file
 
-    p = Path(path)
-    for folder in ([p] if p.is_dir() else [p.parent, p.parent.parent]):
-        f = folder / "recipe.yaml"
-        if f.exists():
-            return yaml.safe_load(f.read_text(encoding="utf-8"))
-    raise CheckpointError(f"no recipe.yaml beside {p}; runs and exports keep one, pass a run or export folder")
+    from xemogpt.checkpointing.errors import CheckpointError
+    from xemogpt.models.loading import load_state
+
+    folder = Path(folder)
+    for name in ("model.safetensors", "model_spec.json"):
+        if not (folder / name).exists():
+            raise CheckpointError(f"export folder {folder} has no {name}; write one with "
+                                  "`xemogpt export RUN --out DIR`")
+    try:
+        spec = json.loads((folder / "model_spec.json").read_text(encoding="utf-8"))
+        state = load_file(str(folder / "model.safetensors"))
+    except Exception as e:
+        raise CheckpointError(f"export folder {folder}: unreadable weights or spec ({type(e).__name__}: {e})") from e
+    from xemogpt.checkpointing.portable import PORTABLE_KEY
+    from xemogpt.models.loading import build_from_checkpoint
+
+    extra = {}
+    if (folder / "portable.json").exists():
+        extra[PORTABLE_KEY] = json.loads((folder / "portable.json").read_text(encoding="utf-8"))
+    model = build_from_checkpoint(spec, extra, folder / "model_spec.json")
+    load_state(model, state, str(folder / "model.safetensors"))
+    return model.eval()
