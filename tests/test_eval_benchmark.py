@@ -34,7 +34,7 @@ def run_dir(synth_root, tmp_path_factory) -> Path:
     """A tiny run trained on ``synth_root``: instruction tuning only (the other stages and the end-of-run evaluation
     are left out)."""
     from xemogpt.recipe import load_recipe
-    from xemogpt.training.run import train_recipe
+    from xemogpt.training.runner import train_recipe
 
     out = tmp_path_factory.mktemp("evalrun") / "run"
     quick = ["stages.0.skip=true", "stages.1.skip=true", "eval.enabled=false",

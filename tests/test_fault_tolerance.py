@@ -21,7 +21,7 @@ from xemogpt.checkpointing.files import AtomicCheckpointIO, clean_stale_temps
 from xemogpt.models.xemogpt import XEmoGPT
 from xemogpt.recipe import load_recipe
 from xemogpt.training.callbacks import NonFiniteLossError, RunInterrupted, state_digest, weights_digest
-from xemogpt.training.run import train_recipe
+from xemogpt.training.runner import train_recipe
 
 # Two stages (align: 1 epoch, instruct: 2 epochs of 3 batches) with attention dropout, so the random state matters.
 FAST = ["stages.0.skip=true", "model.text_encoder=null", "run.threads=1", "stages.1.epochs=1", "stages.2.epochs=2",

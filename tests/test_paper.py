@@ -362,7 +362,7 @@ def test_paper_recipe_trains_and_evaluates_on_outside_folders(folders, synth_roo
     """All three stages and the evaluation, on folders made with save_pretrained, with no override but the paths
     (and the sizes that make it a test: clips, epochs, fp32 on the CPU)."""
     from xemogpt.recipe import load_recipe as load
-    from xemogpt.training.run import train_recipe
+    from xemogpt.training.runner import train_recipe
 
     recipe = load(PAPER, pf.paper_overrides(folders) + [
         f"data.root={synth_root}", "data.num_workers=0", "data.batch_size=4", "trainer.precision=32-true",

@@ -9,7 +9,8 @@ from tests.conftest import tiny_overrides
 from xemogpt.checkpointing.errors import CheckpointError
 from xemogpt.models.loading import load_model
 from xemogpt.recipe import load_recipe
-from xemogpt.training.run import data_module, train_recipe
+from xemogpt.training.run import data_module
+from xemogpt.training.runner import train_recipe
 
 
 @pytest.fixture(scope="module")

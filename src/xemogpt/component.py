@@ -30,6 +30,9 @@ class Component(L.LightningModule):
     def __init__(self) -> None:
         super().__init__()
         self._frozen = False
+        # Optimiser settings of standalone training (Trainer.fit(component)); a recipe stage sets them
+        # (:meth:`use_stage`), see :mod:`xemogpt.nn.optim`.
+        self.optim: dict[str, Any] = {}
 
     # --- freezing -------------------------------------------------------------------------------------------
     @property
@@ -47,6 +50,21 @@ class Component(L.LightningModule):
     def train(self, mode: bool = True) -> Component:
         # A frozen component stays in eval mode whatever its parent asks.
         return super().train(mode and not self._frozen)
+
+    # --- standalone training ------------------------------------------------------------------------------------
+    def use_stage(self, stage: dict[str, Any]) -> Component:
+        """Take a recipe stage's optimiser settings (``lr``, ``weight_decay``, ``warmup``, ``min_lr_ratio``) for
+        ``Trainer.fit(component)``."""
+        self.optim = {k: stage[k] for k in ("lr", "weight_decay", "warmup", "min_lr_ratio") if k in stage}
+        return self
+
+    def configure_optimizers(self):
+        """AdamW with warm-up and cosine decay over the trainable parameters (:mod:`xemogpt.nn.optim`)."""
+        from xemogpt.nn.optim import stage_optimizer
+
+        total = int(self.trainer.estimated_stepping_batches) if self._trainer is not None else 1000
+        return stage_optimizer([p for p in self.parameters() if p.requires_grad], self.optim, total,
+                               type(self).__name__)
 
     # --- introspection --------------------------------------------------------------------------------------
     def spec(self) -> dict[str, Any]:

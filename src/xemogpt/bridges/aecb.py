@@ -7,14 +7,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from xemogpt.component import Component
+from xemogpt.bridges.base import TaskBridge
 from xemogpt.nn.layers import HubertLayer, LayerShape, key_padding_bias
 from xemogpt.nn.losses import contrastive_loss, masked_mean
 from xemogpt.registry import register
 
 
 @register("audio_bridge", "aecb")
-class AECB(Component):
+class AECB(TaskBridge):
     """HuBERT encoder layers (post-LN) over all audio tokens.
 
     forward: x (B, A, input_dim), mask (B, A) bool -> (B, A, dim), padded tokens zero. With the defaults this is the
@@ -34,15 +34,18 @@ class AECB(Component):
             overrides (None: the encoder's config; ``dropout`` is HuBERT's ``hidden_dropout``).
         max_positions: length of an optional learned position embedding (0: none, as released: HuBERT's relative
             conv positions already live in the encoder output).
-        proj_dim: alignment width (768). lr: learning rate of standalone training.
+        proj_dim: alignment width (768). Standalone training (``Trainer.fit(bridge)``) takes its optimiser
+            settings from the recipe stage (:meth:`~xemogpt.component.Component.use_stage`).
     """
+
+    loss_tag = "aecb"
 
     def __init__(self, input_dim: int, text_dim: int | None = None, encoder_layer: dict[str, Any] | None = None,
                  layers: int = 2, dim: int | None = None, heads: int | None = None, mlp_dim: int | None = None,
                  activation: str | None = None, layer_norm_eps: float | None = None, dropout: float | None = None,
                  attention_dropout: float | None = None, activation_dropout: float | None = None,
                  tasks: list[str] | tuple[str, ...] = ("contrastive",), proj_dim: int = 768,
-                 max_positions: int = 0, lr: float = 1e-4) -> None:
+                 max_positions: int = 0) -> None:
         super().__init__()
         self.save_hyperparameters()
         unknown = set(tasks) - {"contrastive"}
@@ -90,12 +93,3 @@ class AECB(Component):
         h = self(x, mask)
         return {"contrastive": contrastive_loss(self.clip_embedding(h, mask), self.text_project(text_emb.to(h.dtype)),
                                                 self.logit_scale, text_emb)}
-
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        losses = self.task_losses(batch["features"], batch.get("mask"), batch.get("text_emb"))
-        for k, v in losses.items():
-            self.log(f"aecb/{k}", v, prog_bar=True)
-        return sum(losses.values())
-
-    def configure_optimizers(self):
-        return torch.optim.AdamW([p for p in self.parameters() if p.requires_grad], lr=self.hparams.lr)

@@ -1,4 +1,5 @@
-"""The shared skeleton of the ablation bridges: an optional contrastive cue-alignment task and standalone training."""
+"""What every bridge shares: its standalone training on cached features (:class:`TaskBridge`), and the skeleton of the
+ablation bridges, an optional contrastive cue-alignment task (:class:`AlignmentBridge`)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,38 @@ from xemogpt.nn.losses import contrastive_loss, masked_mean
 BRIDGE_TASKS = ("contrastive",)
 
 
-class AlignmentBridge(Component):
+class TaskBridge(Component):
+    """A bridge with pre-training tasks: ``forward(x (B, N, D), mask (B, N)) -> (B, N', output_dim)`` and
+    ``task_losses(x, mask, text_emb) -> {task: loss}``. It trains alone with ``Trainer.fit(bridge, data)`` on batches
+    ``{"features": (B, N, D) frozen-encoder tokens, "mask": (B, N) bool, "text_emb": (B, E) cue-text embeddings}``
+    (:class:`xemogpt.data.views.BridgeData`), logging ``train/<tag>/<task>``
+    and ``val/<tag>/<task>``; the recipe stage sets its optimiser (:meth:`use_stage`)."""
+
+    loss_tag = "bridge"
+
+    def _task_step(self, batch: dict, split: str) -> torch.Tensor | None:
+        losses = self.task_losses(batch["features"], batch.get("mask"), batch.get("text_emb"))
+        if not losses:
+            if split == "train":
+                raise ValueError(f"{type(self).__name__} has no task to train (tasks={self.tasks}; a text encoder "
+                                 "for the contrastive task?)")
+            return None
+        n = int(batch["features"].shape[0])
+        for k, v in losses.items():
+            self.log(f"{split}/{self.loss_tag}/{k}", v, prog_bar=split == "train", batch_size=n,
+                     sync_dist=split != "train")
+        total = sum(losses.values())
+        self.log(f"{split}/loss", total, prog_bar=True, batch_size=n, sync_dist=split != "train")
+        return total
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        return self._task_step(batch, "train")
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._task_step(batch, "val")
+
+
+class AlignmentBridge(TaskBridge):
     """Base for bridge variants: ``forward(x, mask) -> (B, N', output_dim)``; ``task_losses`` aligns the pooled
     output with the text encoder's embedding of the clip's cue text (InfoNCE), so every variant can be pre-trained
     on the same cue-perception signal as VECB/AECB in an ablation.
@@ -51,14 +83,4 @@ class AlignmentBridge(Component):
         return {"contrastive": contrastive_loss(self.bridge_proj(pooled), self.text_proj(text_emb),
                                                 self.logit_scale, text_emb)}
 
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        """Standalone pre-training on {"features": (B, N, D), "mask": (B, N), "text_emb": (B, E)}."""
-        losses = self.task_losses(batch["features"], batch.get("mask"), batch.get("text_emb"))
-        if not losses:
-            raise ValueError(f"{type(self).__name__} has no task to train (tasks={self.tasks}, text_dim given?)")
-        for k, v in losses.items():
-            self.log(f"bridge/{k}", v, prog_bar=True)
-        return sum(losses.values())
 
-    def configure_optimizers(self):
-        return torch.optim.AdamW([p for p in self.parameters() if p.requires_grad], lr=self.hparams.lr)

@@ -35,7 +35,7 @@ class MLPBridge(AlignmentBridge):
 
     def __init__(self, input_dim: int, text_dim: int | None = None, layers: int = 2, dim: int | None = None,
                  mlp_ratio: float = 4.0, dropout: float = 0.0, tasks: list[str] | tuple[str, ...] = BRIDGE_TASKS,
-                 proj_dim: int = 768, pooling: str = "mean", lr: float = 1e-4) -> None:
+                 proj_dim: int = 768, pooling: str = "mean") -> None:
         super().__init__()
         self.save_hyperparameters()
         dim = dim or input_dim

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from xemogpt.bridges.attention import QueryTransformer, query_mask
 from xemogpt.bridges.base import BRIDGE_TASKS, AlignmentBridge
+from xemogpt.nn.attention import QueryTransformer, query_mask
 from xemogpt.nn.layers import pick_heads
 from xemogpt.registry import register
 
@@ -27,8 +27,7 @@ class QFormerBridge(AlignmentBridge):
 
     def __init__(self, input_dim: int, text_dim: int | None = None, num_queries: int = 32, layers: int = 2,
                  dim: int | None = None, heads: int | None = None, mlp_ratio: float = 4.0, dropout: float = 0.0,
-                 tasks: list[str] | tuple[str, ...] = BRIDGE_TASKS, proj_dim: int = 768, pooling: str = "mean",
-                 lr: float = 1e-4) -> None:
+                 tasks: list[str] | tuple[str, ...] = BRIDGE_TASKS, proj_dim: int = 768, pooling: str = "mean") -> None:
         super().__init__()
         self.save_hyperparameters()
         dim = dim or input_dim

@@ -43,8 +43,7 @@ class TemporalConvBridge(AlignmentBridge):
 
     def __init__(self, input_dim: int, text_dim: int | None = None, layers: int = 2, dim: int | None = None,
                  kernel_size: int = 3, dilated: bool = False, dropout: float = 0.0,
-                 tasks: list[str] | tuple[str, ...] = BRIDGE_TASKS, proj_dim: int = 768, pooling: str = "mean",
-                 lr: float = 1e-4) -> None:
+                 tasks: list[str] | tuple[str, ...] = BRIDGE_TASKS, proj_dim: int = 768, pooling: str = "mean") -> None:
         super().__init__()
         self.save_hyperparameters()
         if kernel_size < 1 or kernel_size % 2 == 0:

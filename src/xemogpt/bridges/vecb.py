@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from xemogpt.component import Component
+from xemogpt.bridges.base import TaskBridge
 from xemogpt.nn.layers import AttentionPool, AttentionPooling, CLIPLayer, LayerShape, key_padding_bias
 from xemogpt.nn.losses import contrastive_loss, masked_mean
 from xemogpt.registry import register
@@ -24,7 +24,7 @@ MASK_COUNTS = ("bernoulli", "exact")
 
 
 @register("video_bridge", "vecb")
-class VECB(Component):
+class VECB(TaskBridge):
     """Learned temporal position embedding + CLIP encoder layers over per-frame tokens, no final norm.
 
     forward: x (B, T, input_dim), mask (B, T) bool -> (B, T, dim) (the projector's input). With the defaults this is
@@ -65,8 +65,11 @@ class VECB(Component):
         mask_ratio: masked-frame probability (0.5). mask_mode: ``zero`` (released: hidden frames zeroed before the
             position embedding) or ``token`` (a learned mask token). mask_count: ``bernoulli`` (released: each frame
             hidden with probability ``mask_ratio``) or ``exact`` (round(mask_ratio x valid frames), at least one).
-        task_weights: loss weight per task. lr: learning rate of standalone training (``Trainer.fit(bridge)``).
+        task_weights: loss weight per task. Standalone training (``Trainer.fit(bridge)``) takes its optimiser
+            settings from the recipe stage (:meth:`~xemogpt.component.Component.use_stage`).
     """
+
+    loss_tag = "vecb"
 
     def __init__(self, input_dim: int, text_dim: int | None = None, encoder_layer: dict[str, Any] | None = None,
                  num_frames: int = 16, layers: int = 2, dim: int | None = None, heads: int | None = None,
@@ -75,7 +78,7 @@ class VECB(Component):
                  tasks: list[str] | tuple[str, ...] = VECB_TASKS, proj_dim: int = 768, pooling: str = "attention",
                  order_permute: str = "after_position", order_scope: str = "batch", order_head: str = "projected",
                  mask_ratio: float = 0.5, mask_mode: str = "zero", mask_count: str = "bernoulli",
-                 task_weights: dict[str, float] | None = None, lr: float = 1e-4) -> None:
+                 task_weights: dict[str, float] | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
         for arg, value, allowed in (("tasks", None, VECB_TASKS), ("pooling", pooling, POOLINGS),
@@ -227,13 +230,3 @@ class VECB(Component):
         pred = self.frame_reconstructor(self(torch.where(m[..., None], fill, xd), mask))
         target = F.layer_norm(xd, xd.shape[-1:])
         return F.mse_loss(pred[m], target[m])
-
-    # --- standalone training: batch {"features": (B,T,D), "mask": (B,T), "text_emb": (B,E)} ------------------------
-    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        losses = self.task_losses(batch["features"], batch.get("mask"), batch.get("text_emb"))
-        for k, v in losses.items():
-            self.log(f"vecb/{k}", v, prog_bar=True)
-        return sum(losses.values())
-
-    def configure_optimizers(self):
-        return torch.optim.AdamW([p for p in self.parameters() if p.requires_grad], lr=self.hparams.lr)

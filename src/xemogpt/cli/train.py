@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from xemogpt.evaluation.report import print_metrics
     from xemogpt.training.callbacks import NonFiniteLossError, RunInterrupted, global_rank_from_env
-    from xemogpt.training.run import train_recipe
+    from xemogpt.training.runner import train_recipe
 
     run_dir = args.run_dir or f"runs/{recipe.get('name', 'run')}"
     rank = global_rank_from_env()

@@ -39,7 +39,14 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from xemogpt.data.decode import DecodeError, decode_clip
-from xemogpt.data.feature_cache import CacheReport, FeatureStore, encode_batch, encoder_identity, file_fingerprint
+from xemogpt.data.feature_cache import (
+    CacheReport,
+    FeatureStore,
+    FeatureWriter,
+    device_options,
+    encoder_identity,
+    file_fingerprint,
+)
 from xemogpt.data.problems import (  # noqa: F401  (re-exported: the public names of this module)
     BadSampleError,
     MediaProblem,
@@ -155,6 +162,21 @@ class FeatureDataset(Dataset):
             notes.update(dict.fromkeys(tuple(n) for n in b.get("notes", [])))
         item["notes"] = list(notes)
         return item
+
+
+class _PackSubset(torch.utils.data.IterableDataset):
+    """The items of a pack's splits whose ids are ``wanted``, in pack order (a pack is read front to back)."""
+
+    def __init__(self, splits: dict[str, Dataset], wanted: set[str]) -> None:
+        self.splits, self.wanted = splits, wanted
+
+    def __iter__(self):
+        for split in SPLITS:
+            ds = self.splits[split]
+            for i in range(len(ds)):
+                it = ds[i]
+                if it["id"] in self.wanted:
+                    yield it
 
 
 class _Empty(Dataset):
@@ -292,18 +314,12 @@ _STREAMING_LOADER = None
 
 # --- batches -------------------------------------------------------------------------------------------------------
 class Collator:
-    """List of items -> batch dict; error items are dropped here and reported through ``skipped``.
+    """List of items -> a :class:`~xemogpt.data.batch.Batch`; error items are dropped here and reported through
+    ``skipped`` (kept items with a problem through ``handled``).
 
-    Batch: ids (B,), frames (B, T, 3, H, W) uint8 with frame_mask (B, T) bool (items may hold (T, 3, H, W) or
-    (T, H, W, 3)), audio (B, S) float32 with audio_mask
-    (B, S) bool, subtitle/description/visual_text/auditory_text/emotion lists, description_without
-    {"video": (B,), "audio": (B,)} (see :func:`~xemogpt.data.synth.annotate.description_for`), samples (B,), skipped
-    [(id, reason, detail)] (dropped items), handled [(id, reason, detail)] (kept items with a problem), features
-    {"video": bool, "audio": bool}.
-
-    With cached features (``video_dim``/``audio_dim`` set) the same keys carry encoder outputs instead of media:
-    frames (B, T, Dv) float32 with frame_mask (B, T), audio (B, A, Da) float32 with audio_mask (B, A). The model
-    tells them apart by rank (features are 3-D where media are 5-D/2-D) and skips the frozen encoder.
+    With cached features (``video_dim``/``audio_dim`` set) a modality comes as ``video_features`` (B, T, Dv) with
+    ``video_feature_mask`` (B, T) / ``audio_features`` (B, A, Da) with ``audio_feature_mask`` (B, A) instead of its
+    media; the model then skips that frozen encoder.
     """
 
     def __init__(self, samples_by_id: dict[str, EmoCueSample], num_frames: int, frame_size: int,
@@ -325,8 +341,10 @@ class Collator:
         items = [it for it in items if "error" not in it]
         handled = [(it["id"], r, d) for it in items for r, d in it.get("notes", [])]
         b, t, s = len(items), self.num_frames, self.frame_size
+        out: dict[str, Any] = {}
         if self.video_dim is not None:
-            frames, frame_mask = self._pad([it.get("video_features") for it in items], self.video_dim, t)
+            out["video_features"], out["video_feature_mask"] = self._pad([it.get("video_features") for it in items],
+                                                                         self.video_dim, t)
         else:
             frames = _batch_tensor((b, t, 3, s, s), torch.uint8)
             frame_mask = torch.zeros(b, t, dtype=torch.bool)
@@ -337,8 +355,10 @@ class Collator:
                 f = torch.as_tensor(np.asarray(it["frames"]))
                 frames[i] = f if f.shape[1] == 3 else f.permute(0, 3, 1, 2)  # (T, 3, H, W); packs may hold THWC
                 frame_mask[i] = True
+            out["frames"], out["frame_mask"] = frames, frame_mask
         if self.audio_dim is not None:
-            audio, audio_mask = self._pad([it.get("audio_features") for it in items], self.audio_dim, 1)
+            out["audio_features"], out["audio_feature_mask"] = self._pad([it.get("audio_features") for it in items],
+                                                                         self.audio_dim, 1)
         else:
             lengths = [0 if it["audio"] is None else len(it["audio"]) for it in items]
             n = max(lengths + [1])
@@ -351,13 +371,11 @@ class Collator:
                     audio[i, :k] = a.float() / 32767.0 if a.dtype == torch.int16 else a
                     audio_mask[i, :k] = True
                 audio[i, k:] = 0.0
+            out["audio"], out["audio_mask"] = audio, audio_mask
         samples = [self._sample(it) for it in items]
         return {
             "ids": [x.id for x in samples],
-            "frames": frames,
-            "frame_mask": frame_mask,
-            "audio": audio,
-            "audio_mask": audio_mask,
+            **out,
             "subtitle": [x.subtitle for x in samples],
             "description": [x.description for x in samples],
             # the description as it reads without the video / the audio (None where it cannot be rebuilt): what
@@ -370,7 +388,6 @@ class Collator:
             "samples": samples,
             "skipped": skipped,
             "handled": handled,
-            "features": {"video": self.video_dim is not None, "audio": self.audio_dim is not None},
         }
 
     @staticmethod
@@ -698,10 +715,13 @@ class EmoCueDataModule(L.LightningDataModule):
         return FeatureStore(self.features_base(), modality, encoder_identity(encoder), pre)
 
     def use_features(self, video_encoder: torch.nn.Module | None = None,
-                     audio_encoder: torch.nn.Module | None = None, *, device: torch.device | str | None = None,
-                     progress: bool = True) -> list[CacheReport]:
+                     audio_encoder: torch.nn.Module | None = None, *, trainer_options: dict[str, Any] | None = None,
+                     device: torch.device | str | None = None, progress: bool = True) -> list[CacheReport]:
         """Encode every clip not yet cached with these (frozen) encoders and read cached features from now on.
 
+        Each encoder runs through ``Trainer.predict`` (its ``predict_step``) with ``trainer_options`` (the recipe's
+        accelerator, devices, nodes: several GPUs fill the cache in parallel, each clip written as its batch ends,
+        so an interrupted fill resumes with the clips still missing) or on ``device`` (default: the encoder's).
         Pass the encoders that are frozen for the coming stage; a modality whose encoder is None keeps reading
         media. ``use_features()`` with no encoder (or ``features: off``) switches back to media. Packs use features
         only when both encoders are frozen (a pack cannot be read for one modality alone).
@@ -719,7 +739,7 @@ class EmoCueDataModule(L.LightningDataModule):
             if enc is None:
                 continue
             store = self.feature_store(modality, enc)
-            reports.append(self._fill(store, enc, device, progress))
+            reports.append(self.fill_features(store, enc, trainer_options, device, progress))
             stores[modality] = store
         self._stores = stores
         return reports
@@ -731,7 +751,10 @@ class EmoCueDataModule(L.LightningDataModule):
         bad = self.skips.skipped_ids()
         return [s for s in self.usable_samples() if s.id not in bad]
 
-    def _fill(self, store: FeatureStore, encoder: torch.nn.Module, device, progress: bool) -> CacheReport:
+    def fill_features(self, store: FeatureStore, encoder: L.LightningModule,
+                      trainer_options: dict[str, Any] | None = None, device: torch.device | str | None = None,
+                      progress: bool = True) -> CacheReport:
+        """Encode the clips ``store`` lacks with ``Trainer.predict(encoder)``; -> what was done."""
         import time
 
         t0 = time.time()
@@ -739,79 +762,34 @@ class EmoCueDataModule(L.LightningDataModule):
         keys = self._clip_keys(store, samples)
         todo = [s for s in samples if not store.has(keys[s.id])]
         report = CacheReport(store.modality, store.key, reused=len(samples) - len(todo))
-        rank, world = 0, 1
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
-        mine = todo[rank::world]
-        if mine:
-            dev = device if device is not None else next(encoder.parameters(), torch.empty(0)).device
-            was_training = encoder.training
-            encoder.eval()
+        if todo:
             # Audio one clip at a time: padding changes the last tokens of shorter clips (STFT/conv front ends).
             bs = self.eval_batch_size if store.modality == "video" else 1
+            writer = FeatureWriter(store, keys, report, self.skips, getattr(encoder, "output_dim", None))
+            opts = dict(trainer_options) if trainer_options else device_options(
+                device if device is not None else next(encoder.parameters(), torch.empty(0)).device)
+            opts.update(logger=False, enable_checkpointing=False, enable_model_summary=False,
+                        enable_progress_bar=progress, callbacks=[writer])
+            was_training = encoder.training
+            encoder.eval()
             try:
-                for batch in self._raw_batches(mine, bs, progress, f"encoding {store.modality}"):
-                    for sid, reason, detail in batch["skipped"]:
-                        self.skips.add(sid, reason, detail)
-                        report.skipped += 1
-                        report.problems.append((sid, reason))
-                    clip_notes: dict[str, list[tuple[str, str]]] = {}
-                    for sid, reason, detail in batch["handled"]:
-                        self.skips.add(sid, reason, detail, skipped=False)
-                        clip_notes.setdefault(sid, []).append((reason, detail))
-                    if not batch["ids"]:
-                        continue
-                    feats = encode_batch(store.modality, encoder, batch, dev)
-                    for sid, f in zip(batch["ids"], feats):
-                        dim = getattr(encoder, "output_dim", None) or (f.shape[-1] if f is not None else 1)
-                        store.save(keys[sid], f if f is not None else torch.zeros(0, dim), clip_notes.get(sid))
-                        report.computed += 1
+                L.Trainer(**opts).predict(encoder, dataloaders=self._media_loader(todo, bs),
+                                          return_predictions=False)
             finally:
                 encoder.train(was_training)
-        if world > 1:
-            torch.distributed.barrier()
         report.seconds = time.time() - t0
         return report
 
-    def _raw_batches(self, samples: list[EmoCueSample], batch_size: int, progress: bool, desc: str):
-        """Collated media batches of ``samples`` (decoded cache, decoding workers, or a pack scan)."""
-        from tqdm.auto import tqdm
-
+    def _media_loader(self, samples: list[EmoCueSample], batch_size: int) -> DataLoader:
+        """Media batches of ``samples`` (from the decoded cache, decoding workers, or a pack scan) to encode."""
         collate = Collator({s.id: s for s in self.samples}, self.num_frames, self.frame_size)
-        bar = tqdm(total=len(samples), desc=desc, unit="clip", leave=False, disable=not progress)
-        try:
-            if self.source == "pack":
-                wanted = {s.id for s in samples}
-                for split in SPLITS:
-                    ds = self._splits[split]
-                    if isinstance(ds, _Empty):
-                        continue
-                    pending: list[dict[str, Any]] = []
-                    for i in range(len(ds)):
-                        it = ds[i]
-                        if it["id"] not in wanted:
-                            continue
-                        pending.append(it)
-                        if len(pending) == batch_size:
-                            bar.update(len(pending))
-                            yield collate(pending)
-                            pending = []
-                    if pending:
-                        bar.update(len(pending))
-                        yield collate(pending)
-                return
-            if self._decoded is not None:
-                ds: Dataset = CachedDataset(self._decoded, samples)
-                workers = 0
-            else:
-                ds = self._raw_dataset(samples)
-                workers = self.num_workers
-            loader = DataLoader(ds, batch_size=batch_size, num_workers=workers, collate_fn=collate)
-            for batch in loader:
-                bar.update(len(batch["ids"]) + len(batch["skipped"]))
-                yield batch
-        finally:
-            bar.close()
+        if self.source == "pack":
+            ds: Dataset = _PackSubset(self._splits, {s.id for s in samples})
+            return DataLoader(ds, batch_size=batch_size, collate_fn=collate)
+        if self._decoded is not None:
+            return DataLoader(CachedDataset(self._decoded, samples), batch_size=batch_size, collate_fn=collate)
+        return DataLoader(self._raw_dataset(samples), batch_size=batch_size, num_workers=self.num_workers,
+                          collate_fn=collate)
 
     def _feature_dataset(self, split: str) -> Dataset:
         samples = [s for s in self._feature_samples() if s.split == split]

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from lightning.pytorch.callbacks import BasePredictionWriter
 from torch import nn
 
 FEATURES_VERSION = "2"  # 2: clip files carry their decode notes
@@ -171,29 +172,40 @@ class FeatureStore:
         return int(json.loads(meta.read_text(encoding="utf-8"))["dim"])
 
 
-@torch.no_grad()
-def encode_batch(modality: str, encoder: nn.Module, batch: dict[str, Any], device: torch.device | str,
-                 ) -> list[torch.Tensor | None]:
-    """Run a frozen encoder on a collated batch -> per clip (N, D) features on the CPU (None: no such modality).
+class FeatureWriter(BasePredictionWriter):
+    """Writes each predicted batch (an encoder's ``predict_step`` output) into a :class:`FeatureStore` as the batch
+    ends, and books the batch's dropped and repaired clips into ``skips`` and ``report``.
 
-    Video: frames (B, T, 3, H, W) -> (B, T, Dv), a clip's rows are its frames. Audio: (B, S) with mask -> tokens
-    (B, A, Da) with mask (B, A), a clip keeps its valid tokens. Call with one clip per batch for audio: padding
-    changes the last tokens of shorter clips for encoders with padding-sensitive front ends (STFT, conv).
+    Args:
+        store: the store to fill. keys: sample id -> clip key. report: counts to update. skips: the DataModule's
+            :class:`~xemogpt.data.problems.SkipLog`. dim: the encoder's output width (for clips without the
+            modality, stored as (0, dim)).
     """
-    if modality == "video":
-        has = batch["frame_mask"].any(1)
-        out: list[torch.Tensor | None] = [None] * len(has)
-        if has.any():
-            idx = has.nonzero().flatten()
-            feats = encoder(batch["frames"][idx].to(device))
-            for j, i in enumerate(idx.tolist()):
-                out[i] = feats[j].float().cpu()
-        return out
-    has = batch["audio_mask"].any(1)
-    out = [None] * len(has)
-    if has.any():
-        idx = has.nonzero().flatten()
-        tok, mask = encoder(batch["audio"][idx].to(device), batch["audio_mask"][idx].to(device))
-        for j, i in enumerate(idx.tolist()):
-            out[i] = tok[j][mask[j]].float().cpu()
-    return out
+
+    def __init__(self, store: FeatureStore, keys: dict[str, str], report: CacheReport, skips: Any,
+                 dim: int | None = None) -> None:
+        super().__init__(write_interval="batch")
+        self.store, self.keys, self.report, self.skips, self.dim = store, keys, report, skips, dim
+
+    def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx,
+                           dataloader_idx) -> None:
+        for sid, reason, detail in prediction["skipped"]:
+            self.skips.add(sid, reason, detail)
+            self.report.skipped += 1
+            self.report.problems.append((sid, reason))
+        notes: dict[str, list[tuple[str, str]]] = {}
+        for sid, reason, detail in prediction["handled"]:
+            self.skips.add(sid, reason, detail, skipped=False)
+            notes.setdefault(sid, []).append((reason, detail))
+        for sid, f in zip(prediction["ids"], prediction["features"]):
+            dim = self.dim or (f.shape[-1] if f is not None else 1)
+            self.store.save(self.keys[sid], f if f is not None else torch.zeros(0, dim), notes.get(sid))
+            self.report.computed += 1
+
+
+def device_options(device: torch.device | str) -> dict[str, Any]:
+    """``Trainer`` accelerator/devices for one device (``cpu``, ``cuda``, ``cuda:1``)."""
+    d = torch.device(device)
+    if d.type == "cpu":
+        return {"accelerator": "cpu", "devices": 1}
+    return {"accelerator": "gpu", "devices": [d.index or 0]}

@@ -17,7 +17,7 @@ from xemogpt.checkpointing.pretrained import (
     is_architecture_only,
     resolve_source,
 )
-from xemogpt.component import Component
+from xemogpt.encoders.base import AudioEncoder
 from xemogpt.encoders.frames import parse_dtype
 from xemogpt.nn.layers import LayerShape
 from xemogpt.registry import register
@@ -50,7 +50,7 @@ def conv_output_lengths(lengths: torch.Tensor, kernels: list[int], strides: list
 
 
 @register("audio_encoder", "hf-speech")
-class HFSpeechEncoder(Component):
+class HFSpeechEncoder(AudioEncoder):
     """Frozen transformers speech model (HuBERT, wav2vec2, WavLM, data2vec-audio) over the whole clip.
 
     wav (B, S) float 16 kHz with mask (B, S) bool -> tokens (B, A, hidden) with mask (B, A) bool: all frame tokens
@@ -133,7 +133,7 @@ def layer_norm_extractor(model: torch.nn.Module) -> bool:
 
 
 @register("audio_encoder", "torchaudio-speech")
-class TorchaudioSpeechEncoder(Component):
+class TorchaudioSpeechEncoder(AudioEncoder):
     """Frozen torchaudio Wav2Vec2Model (HuBERT, wav2vec2, WavLM builders) with weights from a local state dict.
 
     wav (B, S) float 16 kHz with mask (B, S) bool -> tokens (B, A, D) with mask (B, A) bool (lengths go through

@@ -5,12 +5,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from xemogpt.component import Component
+from xemogpt.encoders.base import AudioEncoder
 from xemogpt.registry import register
 
 
 @register("audio_encoder", "logmel-conv")
-class LogMelConvEncoder(Component):
+class LogMelConvEncoder(AudioEncoder):
     """Log-mel spectrogram + strided 1-D convolutions.
 
     wav (B, S) float at ``sample_rate`` with mask (B, S) bool -> tokens (B, A, dim) with mask (B, A) bool, where

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from xemogpt.component import Component
+from xemogpt.encoders.base import VideoEncoder
 from xemogpt.encoders.image_preprocess import ImagePreprocess
 
 TOKEN_MODES = ("cls", "patch")
@@ -27,7 +27,7 @@ def parse_dtype(dtype: str | None, key: str) -> torch.dtype | None:
     return DTYPES[dtype]
 
 
-class FrameEncoder(Component):
+class FrameEncoder(VideoEncoder):
     """Base for video encoders that run an image tower on every frame.
 
     forward(frames (B, T, 3, H, W) uint8 or float in [0, 1]) -> ``tokens='cls'``: (B, T, D), one token per frame;

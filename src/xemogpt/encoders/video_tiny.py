@@ -6,12 +6,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from xemogpt.component import Component
+from xemogpt.encoders.base import VideoEncoder
 from xemogpt.registry import register
 
 
 @register("video_encoder", "tiny-cnn")
-class TinyCNNVideoEncoder(Component):
+class TinyCNNVideoEncoder(VideoEncoder):
     """Per-frame CNN: frames (B, T, 3, H, W) in [0, 1] -> tokens (B, T, dim), one token per frame.
 
     Args:

@@ -167,6 +167,37 @@ class CausalLMHead(Component):
         return self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids,
                           labels=labels, use_cache=False)
 
+    # --- standalone training on text: the optional lm_warmup stage ----------------------------------------------
+    def text_batch(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Descriptions -> right-padded (input_ids, attention_mask, labels) (B, L): ``bos`` (when set), the
+        description, eos; every token but ``bos`` is a label."""
+        head = [self.bos_id] if self.bos_id is not None else []
+        seqs = [head + self.tokenizer(t, add_special_tokens=False)["input_ids"] + [self.eos_id] for t in texts]
+        n = max(len(q) for q in seqs)
+        ids = torch.full((len(seqs), n), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros(len(seqs), n, dtype=torch.long)
+        for i, q in enumerate(seqs):
+            ids[i, :len(q)] = torch.tensor(q)
+            mask[i, :len(q)] = 1
+        labels = ids.masked_fill(mask == 0, -100)
+        if head:
+            labels[:, 0] = -100
+        return ids.to(self.device), mask.to(self.device), labels.to(self.device)
+
+    def _text_step(self, batch: dict[str, Any], split: str) -> torch.Tensor:
+        ids, mask, labels = self.text_batch(list(batch["description"]))
+        loss = self.model(input_ids=ids, attention_mask=mask, labels=labels, use_cache=False).loss
+        self.log(f"{split}/lm_text", loss, prog_bar=True, batch_size=ids.shape[0], sync_dist=split != "train")
+        return loss
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        """Language modelling on descriptions alone (``Trainer.fit(llm_head, datamodule.text_data())``): a batch
+        ``{"description": [B strings]}``; the loss is the mean over description tokens."""
+        return self._text_step(batch, "train")
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._text_step(batch, "val")
+
     def stop_ids(self) -> list[int]:
         """Generation stops at the tokenizer's eos or its pad token (Qwen: ``<|im_end|>`` or ``<|endoftext|>``)."""
         tok = self.tokenizer

@@ -13,7 +13,6 @@ checkpoint (with the tokenizer), so ``XEmoGPT.load_from_checkpoint(path)`` rebui
 from __future__ import annotations
 
 import hashlib
-import math
 from typing import Any
 
 import lightning as L
@@ -22,61 +21,19 @@ from lightning.pytorch.utilities import rank_zero_warn
 
 from xemogpt import registry
 from xemogpt.component import Component, ShapeError
+from xemogpt.data.batch import Batch, has_features, present, without
 from xemogpt.llm.prompt import Slot, build_prompt, prompt_pieces
 from xemogpt.llm.splice import Spliced, pad_ids, splice
-
-# Recipe keys of the model section, the registry kind each names, and what the model wires into it.
-COMPONENT_KINDS: dict[str, str] = {
-    "video_encoder": "video_encoder",
-    "audio_encoder": "audio_encoder",
-    "text_encoder": "text_encoder",
-    "video_bridge": "video_bridge",
-    "audio_bridge": "audio_bridge",
-    "llm_head": "llm_head",
-    "video_projector": "projector",
-    "audio_projector": "projector",
-}
-WIRED: dict[str, tuple[str, ...]] = {
-    "video_bridge": ("input_dim", "text_dim", "encoder_layer"),
-    "audio_bridge": ("input_dim", "text_dim", "encoder_layer"),
-    "video_projector": ("input_dim", "output_dim", "context_dim"),
-    "audio_projector": ("input_dim", "output_dim", "context_dim"),
-}
-REQUIRED = ("video_encoder", "audio_encoder", "video_bridge", "audio_bridge", "video_projector", "audio_projector",
-            "llm_head")
-LOSSES = ("vecb", "aecb", "lm")
-
-DEFAULT_GENERATION = {"max_new_tokens": 160, "num_beams": 1, "do_sample": False, "temperature": None, "top_p": None}
-
-
-def accepted(kind: str, spec: Any, **candidates: Any) -> dict[str, Any]:
-    """The wired arguments a component's constructor takes (``context_dim`` for attention-fusion projectors,
-    ``encoder_layer`` for bridges built from the encoder's layer config); None values are left out."""
-    import inspect
-
-    name, _ = registry.split_spec(spec, kind)
-    params = inspect.signature(registry.get(kind, name).obj).parameters
-    return {k: v for k, v in candidates.items() if k in params and v is not None}
-
-
-def validate_model_spec(spec: dict[str, Any], prefix: str = "model") -> None:
-    """Check every component name and argument of a recipe's model section without building anything."""
-    if not isinstance(spec, dict):
-        raise registry.RegistryError(f"recipe key '{prefix}' must be a mapping of components")
-    for key in spec:
-        if key not in COMPONENT_KINDS:
-            import difflib
-
-            near = difflib.get_close_matches(key, list(COMPONENT_KINDS), n=2)
-            hint = f" Did you mean {', '.join(map(repr, near))}?" if near else ""
-            raise registry.RegistryError(f"unknown model component key '{prefix}.{key}'.{hint} "
-                                         f"Keys: {', '.join(COMPONENT_KINDS)}.")
-    for key in REQUIRED:
-        if key not in spec:
-            raise registry.RegistryError(f"recipe is missing '{prefix}.{key}' ({COMPONENT_KINDS[key]})")
-    for key, kind in COMPONENT_KINDS.items():
-        if key in spec and spec[key] is not None:
-            registry.resolve(kind, spec[key], f"{prefix}.{key}", provided=WIRED.get(key, ()))
+from xemogpt.models.spec import (  # noqa: F401  (re-exported: the model's spec lives beside it)
+    COMPONENT_KINDS,
+    DEFAULT_GENERATION,
+    LOSSES,
+    REQUIRED,
+    WIRED,
+    accepted,
+    validate_model_spec,
+    with_dependencies,
+)
 
 
 class XEmoGPT(L.LightningModule):
@@ -89,47 +46,23 @@ class XEmoGPT(L.LightningModule):
         instruction: the instruction in the prompt (None: the template's own, see :mod:`xemogpt.llm.prompt`).
         stage: the training stage to start in (see :meth:`set_stage`).
         feature_memo: memoise frozen encoders' outputs per sample id within a stage.
+        parts: the components to build now (None: all); the rest are built by :meth:`build_parts` when a stage needs
+            them (a bridge pre-training stage holds no LLM). Checkpoints record what was built.
+        seed: each component is initialised from its own random stream, seeded by ``seed`` and its key, so its
+            initial weights do not depend on when it is built or what was built before.
     """
 
     def __init__(self, components: dict[str, Any], tokenizer_json: str | None = None,
                  generation: dict[str, Any] | None = None, instruction: str | None = None,
-                 stage: dict[str, Any] | None = None, feature_memo: bool = True) -> None:
+                 stage: dict[str, Any] | None = None, feature_memo: bool = True, parts: list[str] | None = None,
+                 seed: int = 0) -> None:
         super().__init__()
         self.save_hyperparameters()
         validate_model_spec(components)
-        c = components
-        self.video_encoder: Component = registry.build("video_encoder", c["video_encoder"], "model.video_encoder")
-        self.audio_encoder: Component = registry.build("audio_encoder", c["audio_encoder"], "model.audio_encoder")
-        self.text_encoder: Component | None = (
-            registry.build("text_encoder", c["text_encoder"], "model.text_encoder") if c.get("text_encoder") else None)
-        # Each bridge projects its own text encoder's embeddings (CLIP text for VECB, LaBSE for AECB), so their
-        # widths need not match.
-        for mod, enc_key in (("video", "video_encoder"), ("audio", "audio_encoder")):
-            enc = getattr(self, enc_key)
-            key = f"{mod}_bridge"
-            layer = getattr(enc, "layer_config", lambda: None)()
-            bridge = registry.build(key, c[key], f"model.{key}", input_dim=enc.output_dim,
-                                    text_dim=self.text_dim(mod),
-                                    **accepted(key, c[key], encoder_layer=layer))
-            setattr(self, key, bridge)
-        llm_spec = c["llm_head"]
-        if tokenizer_json is not None:
-            llm_spec = {**registry.split_spec(llm_spec, "model.llm_head")[1],
-                        "name": registry.split_spec(llm_spec, "model.llm_head")[0], "tokenizer_json": tokenizer_json}
-            llm_spec.pop("tokenizer", None)
-        self.llm_head: Component = registry.build("llm_head", llm_spec, "model.llm_head")
-        hidden = self.llm_head.hidden_size
-        vdim, adim = self.video_bridge.output_dim, self.audio_bridge.output_dim
-        self.video_projector: Component = registry.build(
-            "projector", c["video_projector"], "model.video_projector", input_dim=vdim, output_dim=hidden,
-            **accepted("projector", c["video_projector"], context_dim=adim))
-        self.audio_projector: Component = registry.build(
-            "projector", c["audio_projector"], "model.audio_projector", input_dim=adim, output_dim=hidden,
-            **accepted("projector", c["audio_projector"], context_dim=vdim))
-        for name in ("video_projector", "audio_projector"):
-            proj = getattr(self, name)
-            if proj.output_dim != hidden:
-                raise ShapeError(f"model.{name} outputs width {proj.output_dim} but llm_head hidden size is {hidden}")
+        self.components_spec = components
+        for key in COMPONENT_KINDS:
+            setattr(self, key, None)
+        self.hparams["parts"] = []
         self.generation = {**DEFAULT_GENERATION, **(generation or {})}
         self.instruction = instruction
         self._token_cache: dict[str, list[int]] = {}
@@ -139,11 +72,72 @@ class XEmoGPT(L.LightningModule):
         self.datamodule_skips = None
         self.portable_source: dict[str, Any] | None = None  # see portable(); set by rebuilds from a checkpoint
         self._warned_truncation = False
-        self.set_stage(stage or {"name": "instruct", "train": ["video_projector", "audio_projector", "llm_head"],
-                                  "losses": ["lm"]})
+        self.build_parts(list(COMPONENT_KINDS) if parts is None else parts)
+        if stage is not None:
+            self.set_stage(stage)
+        elif self.llm_head is not None:
+            self.set_stage({"name": "instruct", "train": ["video_projector", "audio_projector", "llm_head"],
+                            "losses": ["lm"]})
+
+    # --- building ---------------------------------------------------------------------------------------------
+    def build_parts(self, keys: list[str] | tuple[str, ...]) -> list[str]:
+        """Build the components ``keys`` name (and what they need) that are not built yet; returns the new ones.
+
+        Each is initialised under its own random stream (``seed`` and its key), so a part built late -- the LLM
+        after bridge pre-training, or after a resume -- gets the same weights as one built first."""
+        import zlib
+
+        new = [k for k in with_dependencies(keys, self.components_spec) if getattr(self, k, None) is None]
+        for key in new:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(int(self.hparams.seed) * 1_000_003 + zlib.crc32(key.encode()))
+                setattr(self, key, self._build(key))
+        if new:
+            self.hparams["parts"] = [k for k in COMPONENT_KINDS if getattr(self, k, None) is not None]
+            self.portable_source = None  # the portable record covers what is built
+        return new
+
+    def _build(self, key: str) -> Component:
+        c = self.components_spec
+        kind = COMPONENT_KINDS[key]
+        if key in ("video_encoder", "audio_encoder", "text_encoder"):
+            return registry.build(kind, c[key], f"model.{key}")
+        if key in ("video_bridge", "audio_bridge"):
+            # Each bridge projects its own text encoder's embeddings (CLIP text for VECB, LaBSE for AECB), so their
+            # widths need not match.
+            mod = key.split("_")[0]
+            enc = getattr(self, f"{mod}_encoder")
+            layer = getattr(enc, "layer_config", lambda: None)()
+            return registry.build(kind, c[key], f"model.{key}", input_dim=enc.output_dim, text_dim=self.text_dim(mod),
+                                  **accepted(kind, c[key], encoder_layer=layer))
+        if key == "llm_head":
+            spec = c["llm_head"]
+            tok = self.hparams.tokenizer_json
+            if tok is not None:
+                name, kwargs = registry.split_spec(spec, "model.llm_head")
+                spec = {**kwargs, "name": name, "tokenizer_json": tok}
+                spec.pop("tokenizer", None)
+            return registry.build(kind, spec, "model.llm_head")
+        hidden = self.llm_head.hidden_size
+        mine, other = (self.video_bridge, self.audio_bridge) if key == "video_projector" else (
+            self.audio_bridge, self.video_bridge)
+        proj = registry.build(kind, c[key], f"model.{key}", input_dim=mine.output_dim, output_dim=hidden,
+                              **accepted(kind, c[key], context_dim=other.output_dim))
+        if proj.output_dim != hidden:
+            raise ShapeError(f"model.{key} outputs width {proj.output_dim} but llm_head hidden size is {hidden}")
+        return proj
+
+    def require(self, *keys: str) -> None:
+        """Raise a clear error when a component this call needs was not built."""
+        missing = [k for k in keys if getattr(self, k, None) is None]
+        if missing:
+            raise registry.RegistryError(
+                f"this model holds no {', '.join(missing)} (built parts: {', '.join(self.hparams.parts)}): it comes "
+                "from a run that stopped before its language stages; train them, or build_parts() first")
 
     # --- components and stages ------------------------------------------------------------------------------
     def component_names(self) -> list[str]:
+        """The keys of the components built so far, in build order."""
         return [k for k in COMPONENT_KINDS if getattr(self, k, None) is not None]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -205,21 +199,13 @@ class XEmoGPT(L.LightningModule):
     def _maybe_no_grad(comp: Component):
         return torch.no_grad() if comp.frozen else torch.enable_grad()
 
-    def encode_video(self, frames: torch.Tensor, frame_mask: torch.Tensor,
-                     ids: list[str] | None = None) -> torch.Tensor:
-        """frames (B, T, 3, h, w) -> encoder tokens (B, T, Dv) (under no_grad when the encoder is frozen).
+    def encode_video(self, frames: torch.Tensor, ids: list[str] | None = None) -> torch.Tensor:
+        """frames (B, T, 3, h, w) -> encoder tokens (B, T', Dv) (under no_grad when the encoder is frozen).
 
         A frozen encoder's outputs are memoised per sample id while a stage trains, so later epochs skip it (not in
         eval mode: generation may see other clips under the same ids).
-        ``frames`` may instead hold the frozen encoder's cached outputs (B, T, Dv) from the DataModule's feature cache
-        (:mod:`xemogpt.data.feature_cache`); they are used as they are.
         """
         enc = self.video_encoder
-        if frames.dim() == 3:  # cached features: the encoder is skipped (it must be frozen, or they would be stale)
-            if not enc.frozen:
-                raise RuntimeError("the batch holds cached video features but model.video_encoder trains in this "
-                                   "stage; call datamodule.use_features() without it to read media again")
-            return frames.to(self.device)
         if not enc.frozen:
             return enc(frames)
         if ids is None or not self.feature_memo or not self.training:  # memo only within a training stage
@@ -236,16 +222,8 @@ class XEmoGPT(L.LightningModule):
 
     def encode_audio(self, audio: torch.Tensor, audio_mask: torch.Tensor,
                      ids: list[str] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """audio (B, S), mask (B, S) -> tokens (B, A, Da), mask (B, A) (memoised like :meth:`encode_video`).
-
-        ``audio`` may instead hold cached encoder tokens (B, A, Da) with their mask (B, A), used as they are.
-        """
+        """audio (B, S), mask (B, S) -> tokens (B, A, Da), mask (B, A) (memoised like :meth:`encode_video`)."""
         enc = self.audio_encoder
-        if audio.dim() == 3:  # cached features (see encode_video)
-            if not enc.frozen:
-                raise RuntimeError("the batch holds cached audio features but model.audio_encoder trains in this "
-                                   "stage; call datamodule.use_features() without it to read media again")
-            return audio.to(self.device), audio_mask.to(self.device)
         if not enc.frozen:
             return enc(audio, audio_mask)
         if ids is None or not self.feature_memo or not self.training:  # memo only within a training stage
@@ -267,6 +245,25 @@ class XEmoGPT(L.LightningModule):
             mask[i, : x.shape[0]] = True
         return out, mask
 
+    def encoder_tokens(self, batch: Batch, modality: str, rows: torch.Tensor | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The encoder tokens of ``modality`` ((B, N, D), mask (B, N)) for the clips ``rows`` ((B,) bool, default
+        all): the cached features when the batch carries them (their encoder must be frozen, or they would be
+        stale), else the encoder run on the media."""
+        enc = getattr(self, f"{modality}_encoder")
+        pick = (lambda x: x) if rows is None else (lambda x: x[rows])
+        ids = batch.get("ids")
+        ids = None if ids is None else (ids if rows is None else [i for i, r in zip(ids, rows.tolist()) if r])
+        if has_features(batch, modality):
+            if not enc.frozen:
+                raise RuntimeError(f"the batch holds cached {modality} features but model.{modality}_encoder trains "
+                                   "in this stage; call datamodule.use_features() without it to read media again")
+            return (pick(batch[f"{modality}_features"]).to(self.device),
+                    pick(batch[f"{modality}_feature_mask"]).to(self.device))
+        if modality == "video":
+            return self.encode_video(pick(batch["frames"]), ids), self.video_token_mask(pick(batch["frame_mask"]))
+        return self.encode_audio(pick(batch["audio"]), pick(batch["audio_mask"]), ids)
+
     def video_token_mask(self, frame_mask: torch.Tensor) -> torch.Tensor:
         """Frame mask (B, T) -> mask of the video encoder's tokens (B, T * tokens_per_frame for patch tokens)."""
         if getattr(self.video_encoder, "tokens_per_frame", 1) > 1:
@@ -287,17 +284,21 @@ class XEmoGPT(L.LightningModule):
             return enc.encode(texts, modality=modality)
         return enc.encode(texts)
 
-    def modality_tokens(self, batch: dict[str, Any], trace: dict[str, torch.Tensor] | None = None
+    def modality_tokens(self, batch: Batch, trace: dict[str, torch.Tensor] | None = None, run=None
                         ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """-> {"video": ((B, T, H), (B, T) mask), "audio": ((B, A, H), (B, A) mask)}; ``trace`` (a dict) receives
-        the bridges' outputs and masks (``video_bridge_out``, ``video_mask``, ``audio_bridge_out``, ``audio_mask``)."""
-        vmask = batch["frame_mask"]
-        ids = batch.get("ids")
-        v = self.encode_video(batch["frames"], vmask, ids)
-        vmask = self.video_token_mask(vmask)
-        v = self.video_bridge(v, vmask)
-        a, amask = self.encode_audio(batch["audio"], batch["audio_mask"], ids)
-        a = self.audio_bridge(a, amask)
+        """The route from a batch to the LLM's modality tokens:
+        encoders (or cached features) -> bridges -> projectors.
+
+        -> {"video": ((B, T, H), (B, T) mask), "audio": ((B, A, H), (B, A) mask)}. ``trace`` (a dict) receives the
+        bridges' outputs and masks (``video_bridge_out``, ``video_mask``, ``audio_bridge_out``, ``audio_mask``).
+        ``run(name, module, fn, *args)`` wraps each component call (``describe`` uses it to record shapes on the
+        meta device); the default calls ``fn(*args)``.
+        """
+        run = run or (lambda name, module, fn, *args: fn(*args))
+        v, vmask = run("video_encoder", self.video_encoder, self.encoder_tokens, batch, "video")
+        a, amask = run("audio_encoder", self.audio_encoder, self.encoder_tokens, batch, "audio")
+        v = run("video_bridge", self.video_bridge, self.video_bridge, v, vmask)
+        a = run("audio_bridge", self.audio_bridge, self.audio_bridge, a, amask)
         if trace is not None:
             trace.update(video_bridge_out=v, video_mask=vmask, audio_bridge_out=a, audio_mask=amask)
         # Bridges that change the sequence length (Q-Former: B x num_queries) give the mask of their output.
@@ -305,16 +306,17 @@ class XEmoGPT(L.LightningModule):
             vmask = self.video_bridge.out_mask(vmask)
         if getattr(self.audio_bridge, "changes_length", False):
             amask = self.audio_bridge.out_mask(amask)
-        # Fusion projectors (uses_context) attend to the other modality's bridge output before the LLM.
-        if getattr(self.video_projector, "uses_context", False):
-            pv, pvmask = self.video_projector(v, vmask, context=a, context_mask=amask)
-        else:
-            pv, pvmask = self.video_projector(v, vmask)
-        if getattr(self.audio_projector, "uses_context", False):
-            pa, pamask = self.audio_projector(a, amask, context=v, context_mask=vmask)
-        else:
-            pa, pamask = self.audio_projector(a, amask)
-        return {"video": (pv, pvmask), "audio": (pa, pamask)}
+        out = {}
+        for mod, x, m, other, om in (("video", v, vmask, a, amask), ("audio", a, amask, v, vmask)):
+            proj = getattr(self, f"{mod}_projector")
+            # Fusion projectors (uses_context) attend to the other modality's bridge output before the LLM.
+            if getattr(proj, "uses_context", False):
+                out[mod] = run(f"{mod}_projector", proj, lambda *args, p=proj: p(args[0], args[1], context=args[2],
+                                                                                    context_mask=args[3]),
+                               x, m, other, om)
+            else:
+                out[mod] = run(f"{mod}_projector", proj, proj, x, m)
+        return out
 
     # --- text -------------------------------------------------------------------------------------------------
     def _tokens(self, text: str) -> list[int]:
@@ -382,28 +384,21 @@ class XEmoGPT(L.LightningModule):
         return out
 
     # --- losses -----------------------------------------------------------------------------------------------
-    def bridge_losses(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+    def bridge_losses(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """The enabled bridges' task losses on the clips that have each modality."""
         losses: dict[str, torch.Tensor] = {}
         if self.text_encoder is None:
             raise registry.RegistryError("bridge pre-training losses (vecb/aecb) need model.text_encoder")
-        active = self.stage["losses"]
-        if "vecb" in active:
-            has_v = batch["frame_mask"].any(1)
-            if has_v.any():
-                ids = [i for i, h in zip(batch["ids"], has_v.tolist()) if h]
-                v = self.encode_video(batch["frames"][has_v], batch["frame_mask"][has_v], ids)
-                vmask = self.video_token_mask(batch["frame_mask"][has_v])
-                emb = self.encode_text([t for t, h in zip(batch["visual_text"], has_v.tolist()) if h], "video")
-                for k, val in self.video_bridge.task_losses(v, vmask, emb.to(v.dtype)).items():
-                    losses[f"vecb/{k}"] = val
-        if "aecb" in active:
-            has_a = batch["audio_mask"].any(1)
-            if has_a.any():
-                ids = [i for i, h in zip(batch["ids"], has_a.tolist()) if h]
-                a, amask = self.encode_audio(batch["audio"][has_a], batch["audio_mask"][has_a], ids)
-                emb = self.encode_text([t for t, h in zip(batch["auditory_text"], has_a.tolist()) if h], "audio")
-                for k, val in self.audio_bridge.task_losses(a, amask, emb.to(a.dtype)).items():
-                    losses[f"aecb/{k}"] = val
+        for loss, mod, texts in (("vecb", "video", "visual_text"), ("aecb", "audio", "auditory_text")):
+            if loss not in self.stage["losses"]:
+                continue
+            has = present(batch, mod)
+            if not bool(has.any()):
+                continue
+            x, mask = self.encoder_tokens(batch, mod, has)
+            emb = self.encode_text([t for t, h in zip(batch[texts], has.tolist()) if h], mod)
+            for k, val in getattr(self, f"{mod}_bridge").task_losses(x, mask, emb.to(x.dtype)).items():
+                losses[f"{loss}/{k}"] = val
         return losses
 
     def compute_losses(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -428,15 +423,17 @@ class XEmoGPT(L.LightningModule):
         if p <= 0 or not alt or "lm" not in self.stage.get("losses", ()):
             return batch
         seed = int(self.stage.get("seed", 0))
-        vmask, amask, desc = batch["frame_mask"].clone(), batch["audio_mask"].clone(), list(batch["description"])
+        both = present(batch, "video") & present(batch, "audio")
+        rows = {m: torch.zeros_like(both) for m in ("video", "audio")}
+        desc = list(batch["description"])
         for i, sid in enumerate(batch["ids"]):
             u = int.from_bytes(hashlib.blake2b(f"{seed}:{epoch}:{sid}".encode(), digest_size=8).digest(), "big") / 2**64
             drop = "video" if u < p / 2 else ("audio" if u < p else None)
-            if drop is None or alt[drop][i] is None or not (bool(vmask[i].any()) and bool(amask[i].any())):
+            if drop is None or alt[drop][i] is None or not bool(both[i]):
                 continue
-            (vmask if drop == "video" else amask)[i] = False
+            rows[drop][i] = True
             desc[i] = alt[drop][i]
-        return {**batch, "frame_mask": vmask, "audio_mask": amask, "description": desc}
+        return {**without(without(batch, "video", rows["video"]), "audio", rows["audio"]), "description": desc}
 
     def _step(self, batch: dict[str, Any], split: str, batch_idx: int | None = None) -> torch.Tensor | None:
         if batch.get("skipped") and self.trainer is not None and self.trainer.datamodule is not None:
@@ -505,25 +502,13 @@ class XEmoGPT(L.LightningModule):
         self._step(batch, "val")
 
     def configure_optimizers(self):
-        lr = float(self.stage.get("lr", 1e-3))
-        params = self.trainable_parameters()
-        if not params:
-            raise registry.RegistryError(f"stage {self.stage.get('name')!r} has nothing to train")
-        opt = torch.optim.AdamW(params, lr=lr, weight_decay=float(self.stage.get("weight_decay", 0.01)),
-                                betas=(0.9, 0.98))
-        total = max(1, int(self.trainer.estimated_stepping_batches)) if self._trainer is not None else 1000
-        warmup = int(self.stage.get("warmup", 0.05) * total) if self.stage.get("warmup", 0.05) < 1 else int(
-            self.stage["warmup"])
-        min_ratio = float(self.stage.get("min_lr_ratio", 0.05))
+        """AdamW with warm-up and cosine decay over what the stage trains (:mod:`xemogpt.nn.optim`; default lr
+        1e-3)."""
+        from xemogpt.nn.optim import stage_optimizer
 
-        def schedule(step: int) -> float:
-            if step < warmup:
-                return (step + 1) / max(1, warmup)
-            progress = min(1.0, (step - warmup) / max(1, total - warmup))
-            return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        total = int(self.trainer.estimated_stepping_batches) if self._trainer is not None else 1000
+        return stage_optimizer(self.trainable_parameters(), {"lr": 1e-3, **self.stage}, total,
+                               f"stage {self.stage.get('name')!r}")
 
     # --- generation -------------------------------------------------------------------------------------------
     @torch.no_grad()

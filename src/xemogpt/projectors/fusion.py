@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from xemogpt.bridges.attention import CrossAttentionLayer
 from xemogpt.component import Component
+from xemogpt.nn.attention import CrossAttentionLayer
 from xemogpt.nn.layers import padding_mask, pick_heads
 from xemogpt.registry import register
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from xemogpt.bridges.attention import QueryTransformer, query_mask
 from xemogpt.component import Component
+from xemogpt.nn.attention import QueryTransformer, query_mask
 from xemogpt.nn.layers import pick_heads
 from xemogpt.registry import register
 

@@ -126,10 +126,18 @@ def _to_tuples(x):
 
 
 def gather_objects(trainer: L.Trainer | None, obj: Any) -> list[Any]:
-    """``obj`` of every rank (a list of one outside distributed runs)."""
-    if trainer is None or trainer.world_size <= 1 or not torch.distributed.is_initialized():
+    """``obj`` of every rank (a list of one outside distributed runs); ``trainer`` None: the default process group's
+    ranks, when there is one."""
+    dist = torch.distributed
+    if trainer is None:
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() <= 1:
+            return [obj]
+        out: list[Any] = [None] * dist.get_world_size()
+        dist.all_gather_object(out, obj)
+        return out
+    if trainer.world_size <= 1 or not torch.distributed.is_initialized():
         return [obj]
-    out: list[Any] = [None] * trainer.world_size
+    out = [None] * trainer.world_size
     torch.distributed.all_gather_object(out, obj)
     return out
 
@@ -344,38 +352,6 @@ class ExactResume(Callback):
         for dl in (combined.flattened if combined is not None else []):
             if isinstance(dl, torch.utils.data.DataLoader) and dl.generator is None:
                 dl.generator = torch.Generator().manual_seed(self.seed)
-
-
-class EarlyFeatureCache(Callback):
-    """The DataModule's feature cache for strategies that shard the model (FSDP, DeepSpeed), filled in ``setup``.
-
-    :class:`xemogpt.data.callbacks.FeatureCacheCallback` encodes the clips not yet cached at ``on_fit_start``, each
-    rank its share -- but by then FSDP has made every frozen encoder a sharded unit whose forward all-gathers its
-    weights, a collective: ranks encoding different numbers of batches (or one rank nothing, the other a few) would
-    wait on each other forever. ``setup`` runs after the process group exists and before the strategy wraps the model,
-    so here the ranks split the work with plain encoders (moved to the training device first), meet at the cache's
-    barrier, and every training step then reads cached features on all ranks alike. Whatever encoding draws from the
-    random generators is undone, as at ``on_fit_start``.
-    """
-
-    def __init__(self) -> None:
-        self.reports: list = []
-
-    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        dm = trainer.datamodule
-        if stage != "fit" or dm is None or not hasattr(dm, "use_features"):
-            return
-        device = trainer.strategy.root_device
-        frozen = {}
-        for modality in ("video", "audio"):
-            enc = getattr(pl_module, f"{modality}_encoder", None)
-            frozen[modality] = enc.to(device) if enc is not None and getattr(enc, "frozen", False) else None
-        with preserve_rng():
-            self.reports = dm.use_features(frozen["video"], frozen["audio"], device=device,
-                                           progress=trainer.is_global_zero)
-        if trainer.is_global_zero:
-            for r in self.reports:
-                print(r.summary(), flush=True)
 
 
 class StageTag(Callback):

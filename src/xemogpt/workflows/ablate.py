@@ -279,7 +279,7 @@ def run_ablation(ab: Ablation, *, only: list[str] | None = None, rerun: bool = F
     Returns ``{"trained": [...], "reused": [...], "report": path or None, "seconds": float}``. ``only`` restricts
     training to cells whose name or label is listed (the report still covers every finished run).
     """
-    from xemogpt.training.run import train_recipe
+    from xemogpt.training.runner import train_recipe
 
     t0 = time.time()
     ab.validate()
