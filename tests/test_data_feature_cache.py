@@ -8,8 +8,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from tests.test_data_kit import Recorder, link_synth, trainer, write_manifest_lines
-from xemogpt.data.callbacks import FeatureCacheCallback
+from tests.test_data_kit import link_synth, write_manifest_lines
 from xemogpt.data.datamodule import BadSampleError, EmoCueDataModule
 from xemogpt.data.schema import read_manifest
 from xemogpt.encoders.audio_tiny import LogMelConvEncoder
@@ -55,16 +54,17 @@ def test_cached_features_equal_the_encoders_outputs_and_are_reused(root, tmp_pat
     reports = dm.use_features(venc, aenc, progress=False)
     assert [(r.modality, r.computed, r.reused) for r in reports] == [("video", n, 0), ("audio", n, 0)]
     feats = raw_batch(dm)
-    assert feats["features"] == {"video": True, "audio": True}
+    assert "frames" not in feats and "audio" not in feats  # the batch contract: features under their own keys
     media = raw_batch(make_dm(root, tmp_path))  # the same clips, decoded
-    assert feats["ids"] == media["ids"] and feats["frames"].shape == (len(media["ids"]), 4, 12)
+    assert feats["ids"] == media["ids"] and feats["video_features"].shape == (len(media["ids"]), 4, 12)
+    assert torch.equal(feats["video_feature_mask"], media["frame_mask"])
     with torch.no_grad():
-        torch.testing.assert_close(feats["frames"], venc(media["frames"]), rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(feats["video_features"], venc(media["frames"]), rtol=1e-5, atol=1e-5)
         for i in range(len(media["ids"])):  # audio: each clip alone (padding changes an STFT's last frames)
             tok, mask = aenc(media["audio"][i:i + 1, : media["audio_mask"][i].sum()])
             k = int(mask.sum())
-            torch.testing.assert_close(feats["audio"][i, :k], tok[0, :k], rtol=1e-5, atol=1e-5)
-            assert int(feats["audio_mask"][i].sum()) == k
+            torch.testing.assert_close(feats["audio_features"][i, :k], tok[0, :k], rtol=1e-5, atol=1e-5)
+            assert int(feats["audio_feature_mask"][i].sum()) == k
     again = make_dm(root, tmp_path).use_features(venc, aenc, progress=False)
     assert [(r.computed, r.reused) for r in again] == [(0, n), (0, n)]
 
@@ -73,7 +73,7 @@ def test_a_changed_encoder_preprocessing_or_clip_never_reuses_stale_features(roo
     venc, aenc = encoders()
     dm = make_dm(root, tmp_path)
     first = dm.use_features(venc, aenc, progress=False)
-    before = raw_batch(dm)["frames"]
+    before = raw_batch(dm)["video_features"]
     n = len(dm.samples)
 
     with torch.no_grad():  # retrained weights: a new video store, the audio one is reused
@@ -81,7 +81,7 @@ def test_a_changed_encoder_preprocessing_or_clip_never_reuses_stale_features(roo
     dm2 = make_dm(root, tmp_path)
     r = dm2.use_features(venc, aenc, progress=False)
     assert [(x.computed, x.reused) for x in r] == [(n, 0), (0, n)] and r[0].store != first[0].store
-    after = raw_batch(dm2)["frames"]
+    after = raw_batch(dm2)["video_features"]
     assert not torch.allclose(before, after)
     with torch.no_grad():
         torch.testing.assert_close(after, venc(raw_batch(make_dm(root, tmp_path))["frames"]), rtol=1e-5, atol=1e-5)
@@ -105,45 +105,70 @@ def test_a_changed_encoder_preprocessing_or_clip_never_reuses_stale_features(roo
     assert [(x.computed, x.reused) for x in r] == [(1, n - 1), (1, n - 1)]
 
 
-def test_training_stages_read_features_for_frozen_encoders_only(root, tmp_path):
+def test_encoders_fill_the_cache_through_trainer_predict_and_a_fill_resumes(root, tmp_path):
+    """The cache is filled by ``Trainer.predict(encoder)`` (its predict_step; Lightning's loop and progress bar), each
+    batch written as it ends: a fill killed half-way keeps what was written and the next one encodes the rest."""
+    import lightning as L
+
     venc, aenc = encoders()
-    seen: list[dict] = []
-
-    class WithEncoders(Recorder):
-        def __init__(self, v, a):
-            super().__init__()
-            self.video_encoder, self.audio_encoder = v, a
-
-        def training_step(self, batch, batch_idx):
-            seen.append({"features": batch["features"], "frames": batch["frames"].dim()})
-            return super().training_step(batch, batch_idx)
-
     dm = make_dm(root, tmp_path)
-    trainer(max_epochs=1, callbacks=[FeatureCacheCallback()]).fit(WithEncoders(venc, aenc), datamodule=dm)
-    assert seen and all(s["features"] == {"video": True, "audio": True} and s["frames"] == 3 for s in seen)
-    seen.clear()
-    aenc.set_frozen(False)  # a stage that trains the audio encoder reads audio, and still cached video
-    trainer(max_epochs=1, callbacks=[FeatureCacheCallback()]).fit(WithEncoders(venc, aenc), datamodule=dm)
-    assert seen and all(s["features"] == {"video": True, "audio": False} for s in seen)
-    seen.clear()
+    n = len(dm.samples)
+    calls = []
+
+    class Killed(Exception):
+        pass
+
+    class Stop(L.Callback):  # interrupts the first fill after its first batch
+        def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+            calls.append(len(outputs["ids"]))
+            raise Killed
+
+    store = dm.feature_store("video", venc)
+    from xemogpt.data.feature_cache import CacheReport, FeatureWriter
+
+    report = CacheReport("video", store.key)
+    keys = dm._clip_keys(store, dm._feature_samples())
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
+                        callbacks=[FeatureWriter(store, keys, report, dm.skips), Stop()])
+    with pytest.raises(Killed):
+        trainer.predict(venc, dataloaders=dm._media_loader(dm._feature_samples(), 2), return_predictions=False)
+    assert report.computed == calls[0] == 2
+    r = dm.use_features(venc, None, trainer_options={"accelerator": "cpu", "devices": 1}, progress=False)
+    assert (r[0].computed, r[0].reused) == (n - 2, 2)
+
+
+def test_stages_read_features_for_frozen_encoders_only(root, tmp_path):
+    """The runner switches the cache on for a stage's frozen encoders; the batch then carries their features and
+    the media of the others."""
+    venc, aenc = encoders()
+    dm = make_dm(root, tmp_path)
+    dm.use_features(venc, aenc, progress=False)
+    b = raw_batch(dm)
+    assert {"video_features", "audio_features"} <= set(b) and not {"frames", "audio"} & set(b)
+    dm.use_features(venc, None, progress=False)  # a stage that trains the audio encoder
+    b = raw_batch(dm)
+    assert "video_features" in b and "audio" in b and "audio_features" not in b and "frames" not in b
     off = make_dm(root, tmp_path, features="off")
-    trainer(max_epochs=1, callbacks=[FeatureCacheCallback()]).fit(WithEncoders(venc, aenc), datamodule=off)
-    assert seen and all(s["features"] == {"video": False, "audio": False} and s["frames"] == 5 for s in seen)
+    assert off.use_features(venc, aenc, progress=False) == []
+    b = raw_batch(off)
+    assert "frames" in b and "audio" in b and not {"video_features", "audio_features"} & set(b)
 
 
 def test_the_model_uses_cached_features_only_for_frozen_encoders():
     venc, aenc = encoders()
     host = SimpleNamespace(video_encoder=venc, audio_encoder=aenc, device=torch.device("cpu"), feature_memo=True,
-                           _memo={})
+                           _memo={}, training=True)
     feats, mask = torch.randn(2, 4, 12), torch.ones(2, 4, dtype=torch.bool)
-    assert XEmoGPT.encode_video(host, feats, mask, ["a", "b"]) is not None
-    torch.testing.assert_close(XEmoGPT.encode_video(host, feats, mask, ["a", "b"]), feats)
     tok, tmask = torch.randn(2, 7, 10), torch.rand(2, 7) > 0.3
-    out, omask = XEmoGPT.encode_audio(host, tok, tmask, ["a", "b"])
-    assert torch.equal(out, tok) and torch.equal(omask, tmask)
+    batch = {"ids": ["a", "b"], "video_features": feats, "video_feature_mask": mask, "audio_features": tok,
+             "audio_feature_mask": tmask}
+    out, omask = XEmoGPT.encoder_tokens(host, batch, "video")
+    assert torch.equal(out, feats) and torch.equal(omask, mask)
+    out, omask = XEmoGPT.encoder_tokens(host, batch, "audio", torch.tensor([False, True]))
+    assert torch.equal(out, tok[1:]) and torch.equal(omask, tmask[1:])
     venc.set_frozen(False)
     with pytest.raises(RuntimeError, match="cached video features but model.video_encoder trains"):
-        XEmoGPT.encode_video(host, feats, mask, ["a", "b"])
+        XEmoGPT.encoder_tokens(host, batch, "video")
 
 
 def test_data_cache_command_encodes_once_then_reuses(root, capsys):
@@ -186,7 +211,7 @@ def test_runs_that_reuse_features_still_count_the_clips_problems(synth_root, tmp
     assert sorted(problems) == [("garbage", "corrupt_media"), ("silent", "no_audio")]
     assert sorted(problems) == sorted((s, r) for s, r, _ in first.skips.handled + first.skips.items)
     i = batch["ids"].index("silent")
-    assert batch["frame_mask"][i].all() and not batch["audio_mask"][i].any()
+    assert batch["video_feature_mask"][i].all() and not batch["audio_feature_mask"][i].any()
     # strict stops at it, though nothing is decoded any more (its notes come from the cached features)
     write_manifest_lines(root, [*recs, record("silent", "clips/silent.mp4")])
     strict = make_dm(root, tmp_path, strict=True)

@@ -122,7 +122,8 @@ def test_sigint_saves_a_resumable_checkpoint_mid_epoch(runs):
     assert prog["status"] == "interrupted"
     assert [c["name"] for c in prog["completed"]] == ["align"]
     assert prog["current"] == {"index": 1, "name": "instruct", "checkpoint": "checkpoints/last.ckpt",
-                               "global_step": 4, "reason": "signal SIGINT"}
+                               "global_step": 4, "reason": "signal SIGINT", "part": None, "done_parts": [],
+                               "partial": None}
     last = snap["last"]
     assert last["global_step"] == 4 and last["xemogpt_stage"] == {"index": 1, "name": "instruct"}
     # the data position: epoch 1, one batch of 8 samples into it

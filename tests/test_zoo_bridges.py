@@ -184,7 +184,7 @@ def test_standalone_training_step_on_features():
     x, mask, text = learnable_batch()
     loss = bridge.training_step({"features": x, "mask": mask, "text_emb": text}, 0)
     assert loss.ndim == 0 and torch.isfinite(loss)
-    assert isinstance(bridge.configure_optimizers(), torch.optim.AdamW)
+    assert isinstance(bridge.use_stage({"lr": 3e-3}).configure_optimizers()["optimizer"], torch.optim.AdamW)
 
 
 @pytest.mark.parametrize("ratio,expected", [(None, T // 2), (0.25, 2), (0.75, 6)])

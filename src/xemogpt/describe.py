@@ -107,11 +107,14 @@ def _to(x: Any, device: str) -> Any:
         return x.to(device)
     if isinstance(x, (tuple, list)):
         return type(x)(_to(v, device) for v in x)
+    if isinstance(x, dict):
+        return {k: _to(v, device) for k, v in x.items()}
     return x
 
 
 def trace_shapes(model, recipe: dict[str, Any]) -> dict[str, Any]:
-    """Run one meta-device batch through the components; each entry is a shape list or an error string.
+    """Run one meta-device batch through the model's own route (:meth:`XEmoGPT.modality_tokens`) and its LLM; each
+    entry is a shape list or an error string.
 
     A small component whose forward cannot run on the meta device (an STFT, a data-dependent branch) is
     materialised on the CPU with uninitialised weights and run on zeros instead: only shapes are read.
@@ -119,80 +122,64 @@ def trace_shapes(model, recipe: dict[str, Any]) -> dict[str, Any]:
     data = recipe.get("data") or {}
     t = int(data.get("num_frames", 16))
     out: dict[str, Any] = {}
+    failed: set[str] = set()
 
-    def step(name: str, fn, module=None, args=()):
+    def run(name: str, module, fn, *args):
+        """The model's component calls, recorded; a call that fails gives an error entry and meta-device stand-ins
+        of the right width so the route goes on."""
+        result = None
         try:
             with torch.no_grad():
-                return fn(*args)
+                result = fn(*args)
         except Exception as first:
             err: Exception = first
             if module is not None and module.num_parameters() <= CPU_FALLBACK_MAX_PARAMS:
                 try:
                     module.to_empty(device="cpu")
                     with torch.no_grad():
-                        return _to(fn(*_to(args, "cpu")), "meta")
+                        result = _to(fn(*_to(args, "cpu")), "meta")
                 except Exception as second:
                     err = second
-            out[name] = f"n/a on the meta device ({type(err).__name__}: {str(err).splitlines()[0][:100]})"
-            return None
+            if result is None:
+                out[name] = f"n/a on the meta device ({type(err).__name__}: {str(err).splitlines()[0][:100]})"
+                failed.add(name)
+                raise _Skip(name) from err
+        out[name] = _shape(result[0] if isinstance(result, tuple) else result)
+        return result
 
     pre = getattr(model.video_encoder, "preprocess_config", lambda: {})()
     size = int(pre.get("image_size", 64))
-    frames = torch.empty(1, t, 3, size, size, device="meta")
-    out["frames"] = _shape(frames)
-    v = step("video_encoder", lambda f: model.video_encoder(f), model.video_encoder, (frames,))
-    vmask = torch.ones(1, t, dtype=torch.bool, device="meta")
-    if v is not None:
-        out["video_encoder"] = _shape(v)
-        if hasattr(model.video_encoder, "token_mask") and v.shape[1] != t:
-            vmask = model.video_encoder.token_mask(vmask)
     apre = getattr(model.audio_encoder, "preprocess_config", lambda: {})()
     samples = int(float(data.get("max_seconds", 12.0)) * int(apre.get("sample_rate", 16000)))
-    wav = torch.empty(1, samples, device="meta")
-    out["audio"] = _shape(wav)
-    a = step("audio_encoder", lambda w, m: model.audio_encoder(w, m), model.audio_encoder,
-             (wav, torch.ones(1, samples, dtype=torch.bool, device="meta")))
-    amask = None
-    if a is not None:
-        a, amask = a
-        out["audio_encoder"] = _shape(a)
-    vb = ab = None
-    if v is not None:
-        vb = step("video_bridge", lambda x, m: model.video_bridge(x, m), model.video_bridge, (v, vmask))
-        if vb is not None:
-            out["video_bridge"] = _shape(vb)
-            if getattr(model.video_bridge, "changes_length", False):
-                vmask = model.video_bridge.out_mask(vmask)
-    if a is not None:
-        ab = step("audio_bridge", lambda x, m: model.audio_bridge(x, m), model.audio_bridge, (a, amask))
-        if ab is not None:
-            out["audio_bridge"] = _shape(ab)
-            if getattr(model.audio_bridge, "changes_length", False):
-                amask = model.audio_bridge.out_mask(amask)
-    tokens = {}
-    for key, x, m, other, om in (("video_projector", vb, vmask, ab, amask), ("audio_projector", ab, amask, vb, vmask)):
-        proj = getattr(model, key)
-        if x is None:
-            continue
-        if getattr(proj, "uses_context", False):
-            res = step(key, lambda x, m, o, om, p=proj: p(x, m, context=o, context_mask=om), proj, (x, m, other, om))
-        else:
-            res = step(key, lambda x, m, p=proj: p(x, m), proj, (x, m))
-        if res is not None:
-            out[key] = _shape(res[0])
-            tokens[key] = res[0].shape[1]
+    batch = {"ids": None, "frames": torch.empty(1, t, 3, size, size, device="meta"),
+             "frame_mask": torch.ones(1, t, dtype=torch.bool, device="meta"),
+             "audio": torch.empty(1, samples, device="meta"),
+             "audio_mask": torch.ones(1, samples, dtype=torch.bool, device="meta")}
+    out["frames"], out["audio"] = _shape(batch["frames"]), _shape(batch["audio"])
+    tokens: dict[str, int] = {}
+    try:
+        mods = model.modality_tokens(batch, run=run)
+        tokens = {f"{m}_projector": int(mods[m][0].shape[1]) for m in ("video", "audio")}
+    except _Skip:
+        pass  # what could be traced is in `out`; the entry of the failing component says why
     llm = model.llm_head
     n_mod = sum(tokens.values())
     length = n_mod + TEXT_TOKENS_PLACEHOLDER
     emb = torch.empty(1, length, llm.hidden_size, device="meta")
-    # (with the default cache: the cache-free path checks for packed sequences, which the meta device cannot do)
-    res = step("llm_head", lambda e: llm.model(inputs_embeds=e), llm, (emb,))
     out["llm_input"] = [1, length, llm.hidden_size]
-    if res is not None:
+    try:
+        # (with the default cache: the cache-free path checks for packed sequences, which the meta device cannot do)
+        res = run("llm_head", llm, lambda e: llm.model(inputs_embeds=e), emb)
         out["llm_head"] = _shape(res.logits)
+    except _Skip:
+        pass
     out["llm_tokens"] = {"video": tokens.get("video_projector"), "audio": tokens.get("audio_projector"),
                          "text_placeholder": TEXT_TOKENS_PLACEHOLDER, "max_length": llm.hparams.max_length}
     return out
+
+
+class _Skip(Exception):
+    """A component of the route could not run on the meta device (its entry says why)."""
 
 
 # --- parameter counts ---------------------------------------------------------------------------------------------

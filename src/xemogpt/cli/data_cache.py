@@ -7,6 +7,7 @@ once (e.g. on a GPU machine) or to check a dataset end to end. Bad clips are ski
 
 Examples:
   xemogpt data cache --recipe recipes/xemogpt-paper.yaml --device cuda
+  torchrun --nproc-per-node 8 -m xemogpt data cache --recipe recipes/xemogpt-paper.yaml trainer.devices=8
   xemogpt data cache --checkpoint runs/xemogpt-tiny --modality video
 """
 
@@ -25,7 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--root", help="dataset folder or pack (default: the recipe's data.root)")
     p.add_argument("--modality", action="append", choices=("video", "audio"),
                    help="cache this modality only (repeatable; default both)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: the recipe's trainer accelerator "
+                   "and devices)")
     p.add_argument("--batch-size", type=int, default=None, help="video clips per encoder batch (default: "
                    "data.eval_batch_size or data.batch_size)")
     p.add_argument("--strict", action="store_true", help="stop at the first bad sample instead of skipping it")
@@ -39,13 +41,11 @@ def run(args: argparse.Namespace) -> int:
     import time
     from types import SimpleNamespace
 
-    import torch
-
-    from xemogpt import registry
+    from xemogpt.data.feature_cache import device_options
     from xemogpt.data.problems import BadSampleError
     from xemogpt.data.streaming import is_remote
     from xemogpt.recipe import apply_overrides, load_recipe
-    from xemogpt.training.run import data_module, ensure_data
+    from xemogpt.training.run import data_module, ensure_data, predict_options
 
     logging.basicConfig(level=logging.ERROR, format="%(message)s")
     t0 = time.time()
@@ -58,13 +58,12 @@ def run(args: argparse.Namespace) -> int:
             model = load_model(args.checkpoint)
             venc, aenc = model.video_encoder, model.audio_encoder
         else:
-            import lightning as L
+            from xemogpt.models.xemogpt import XEmoGPT
 
             recipe = load_recipe(args.recipe, args.overrides)
-            # Seeded like `xemogpt train` (which builds these two first): the same initial weights, the same cache.
-            L.seed_everything(int(recipe.get("seed", 0)), verbose=False)
-            venc = registry.build("video_encoder", recipe["model"]["video_encoder"], "model.video_encoder")
-            aenc = registry.build("audio_encoder", recipe["model"]["audio_encoder"], "model.audio_encoder")
+            # Built as `xemogpt train` builds them (each from its own seeded stream): the same weights, the same cache.
+            model = XEmoGPT(recipe["model"], parts=["video_encoder", "audio_encoder"], seed=int(recipe.get("seed", 0)))
+            venc, aenc = model.video_encoder, model.audio_encoder
         data = dict(recipe["data"])
         if args.root:
             data["root"] = args.root
@@ -78,12 +77,12 @@ def run(args: argparse.Namespace) -> int:
         if dm.features == "off":
             print("xemogpt data cache: data.features is off in this recipe; nothing to do", file=sys.stderr)
             return 2
-        device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
         mods = set(args.modality or ("video", "audio"))
-        for enc in (venc, aenc):
-            enc.to(device)
+        # Trainer.predict with the recipe's accelerator, devices and nodes (one process per device under torchrun
+        # or srun encodes its share), or on the one --device given
+        options = predict_options(recipe) if args.device == "auto" else device_options(args.device)
         reports = dm.use_features(venc if "video" in mods else None, aenc if "audio" in mods else None,
-                                  device=device, progress=not args.no_progress)
+                                  trainer_options=options, progress=not args.no_progress)
     except BadSampleError as e:
         print(f"xemogpt data cache: {e}", file=sys.stderr)
         return 1

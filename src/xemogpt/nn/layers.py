@@ -263,3 +263,7 @@ class AttentionPooling(nn.Module):
         if mask is not None and mask.device.type != "meta":
             scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
         return (scores.softmax(dim=1).unsqueeze(-1) * x).sum(dim=1)
+
+
+# The transformer blocks of the bridges: FSDP wraps and activation checkpointing recomputes each on its own.
+BLOCKS: tuple[type[nn.Module], ...] = (CLIPLayer, HubertLayer, nn.TransformerEncoderLayer)
