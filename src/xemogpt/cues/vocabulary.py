@@ -402,7 +402,7 @@ def _emotion_of_word(word: str, emotions: tuple[str, ...] = EMOTIONS) -> str | N
 
 
 # Sentences about the wording ("the words sound neutral") name a polarity, not the speaker's state.
-_ABOUT_WORDS_RE = re.compile(r"\b(words?|wording|what is said|subtitle|says?|said)\b")
+ABOUT_WORDS = re.compile(r"\b(?:words?|wording|what is said|subtitles?|says?|said)\b")
 
 
 def emotion_from_text(text: str, emotions: tuple[str, ...] = EMOTIONS) -> str | None:
@@ -419,7 +419,7 @@ def emotion_from_text(text: str, emotions: tuple[str, ...] = EMOTIONS) -> str | 
     for about_words_ok in (False, True):
         found = None
         for s in sentences:
-            if not about_words_ok and _ABOUT_WORDS_RE.search(s):
+            if not about_words_ok and ABOUT_WORDS.search(s):
                 continue
             for m in pattern.finditer(s):
                 found = table[m.group(1)]

@@ -91,10 +91,6 @@ def cue_reproduction(samples: list[EmoCueSample], texts: list[str]) -> dict[str,
     return out
 
 
-# Sentences about the wording ("the words sound neutral") name a polarity of what is said, not a felt state.
-_ABOUT_WORDS = re.compile(r"\b(?:words?|wording|what is said|subtitles?|says?|said)\b")
-
-
 def labels_from_text(text: str, vocabulary: tuple[str, ...]) -> list[str]:
     """The open-vocabulary label set a description names: every ``vocabulary`` label it mentions (sorted).
 
@@ -103,7 +99,7 @@ def labels_from_text(text: str, vocabulary: tuple[str, ...]) -> list[str]:
     names a label, as in :func:`xemogpt.cues.vocabulary.emotion_from_text`.
     """
     from xemogpt.cues.splitting import split_sentences
-    from xemogpt.cues.vocabulary import EMOTION_WORDS
+    from xemogpt.cues.vocabulary import ABOUT_WORDS, EMOTION_WORDS
 
     vocab = {v.lower().strip() for v in vocabulary if v and v.strip()}
     table = {w.lower(): e for e, words in EMOTION_WORDS.items() if e in vocab for w in words}
@@ -114,7 +110,7 @@ def labels_from_text(text: str, vocabulary: tuple[str, ...]) -> list[str]:
     pattern = re.compile(r"\b(" + "|".join(sorted(map(re.escape, table), key=len, reverse=True)) + r")\b")
     sentences = [s.lower() for s in split_sentences(text or "")]  # split first: the splitter reads capitals
     for about_words_ok in (False, True):
-        found = {table[m.group(1)] for s in sentences if about_words_ok or not _ABOUT_WORDS.search(s)
+        found = {table[m.group(1)] for s in sentences if about_words_ok or not ABOUT_WORDS.search(s)
                  for m in pattern.finditer(s)}
         if found:
             return sorted(found)
