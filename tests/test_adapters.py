@@ -129,10 +129,11 @@ def test_emer_v2_descriptions_media_lookup_and_gb18030_subtitles(tmp_path, media
     assert sorted(by_id) == ["s1", "s2", "s3"]
     s1, s2, s3 = by_id["s1"], by_id["s2"], by_id["s3"]
     assert s1.description.startswith("The corners of her mouth turn up")
+    # what is said counts as heard (the cue lexicon's rule, as in EmoCue-360's published auditory lists)
     assert s1.cues == {
         "visual": ["The corners of her mouth turn up into a smile."],
-        "auditory": ["Her voice is loud and fast, with a rising pitch."],
-        "emotional": ["She says she won the prize.", "She is happy."],
+        "auditory": ["Her voice is loud and fast, with a rising pitch.", "She says she won the prize."],
+        "emotional": ["She is happy."],
     }
     assert s2.cues["visual"] == ["He frowns and his eyes narrow."] and s2.cues["emotional"] == ["He is angry."]
     assert s3.cues["auditory"] == ["Her voice trembles and is soft."]
@@ -508,10 +509,20 @@ def test_label_normalisation():
 
 
 def test_sentence_cues_rule():
-    cues = sentence_cues("Tears run down his cheeks! His tone is low and slow. The words are about loss. He grieves.")
+    """Each sentence goes where the cue lexicon's evidence is strictly strongest, else to ``emotional``."""
+    cues = sentence_cues("Tears run down his cheeks! His tone is low and slow. The words are about loss. He grieves. "
+                         "The smile and bright voice suggest joy. The drooping face suggests sadness.")
     assert cues["visual"] == ["Tears run down his cheeks!"]
-    assert cues["auditory"] == ["His tone is low and slow."]
-    assert cues["emotional"] == ["The words are about loss.", "He grieves."]
+    assert cues["auditory"] == ["His tone is low and slow.", "The words are about loss."]  # what is said is heard
+    # as much seen as heard (1 : 1), and an inference about a seen thing (suggests 1.5 + sadness 0.6 > droop, face 2)
+    assert cues["emotional"] == ["He grieves.", "The smile and bright voice suggest joy.",
+                                 "The drooping face suggests sadness."]
+    # Chinese by substrings (眉, 头, 眼神 / 声音, 语速), mixed with English
+    assert sentence_cues("她皱着眉头，眼神冷淡。她的声音很大，语速很快；她很生气。He frowns. 他的声音在颤抖。") == {
+        "visual": ["她皱着眉头，眼神冷淡。", "He frowns."],
+        "auditory": ["她的声音很大，语速很快；", "他的声音在颤抖。"],
+        "emotional": ["她很生气。"],
+    }
 
 
 def test_cue_source_choice():

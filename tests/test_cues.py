@@ -303,6 +303,21 @@ def test_split_sentences_keeps_quotes_and_abbreviations():
     assert len(split_sentences(BRIEF_EXAMPLE)) == 6
 
 
+def test_split_sentences_chinese_and_mixed():
+    # 。！？； end a sentence with no space after them; a run of end marks and a closing quote or bracket stay
+    assert split_sentences("她笑了。她很开心！你呢？好吧；再见") == [
+        "她笑了。", "她很开心！", "你呢？", "好吧；", "再见"]
+    assert split_sentences("真的吗？！（他笑了。）然后走了。") == ["真的吗？！", "（他笑了。）", "然后走了。"]
+    # quoted speech stays whole; a sentence may end on the closing quote right after an end mark
+    assert split_sentences("他说：“我很好。你呢？”然后他走了。") == ["他说：“我很好。你呢？”", "然后他走了。"]
+    # mixed: an English sentence ends before Chinese with or without a space; numbers and abbreviations hold
+    assert split_sentences("She smiles.她很开心。 Dr. Wu nods at 3.5 seconds. 声音颤抖。\nThe end") == [
+        "She smiles.", "她很开心。", "Dr. Wu nods at 3.5 seconds.", "声音颤抖。", "The end"]
+    # ASCII ";" joins clauses (split_clauses splits there), it does not end a sentence
+    assert split_sentences("The brows rise; the voice is loud. She is happy.") == [
+        "The brows rise; the voice is loud.", "She is happy."]
+
+
 def test_sections_and_clauses_of_the_brief_example():
     assert detect_section("In the audio, the voice is loud.") == ("auditory", "the voice is loud.")
     assert detect_section("Overall, in the video, she smiles.") == ("visual", "she smiles.")

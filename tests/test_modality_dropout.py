@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import torch
 
+from xemogpt.cues.splitting import split_sentences
+from xemogpt.cues.vocabulary import AUDITORY_CUE_IDS, VISUAL_CUE_IDS, match_sentence
 from xemogpt.data.synth.annotate import description_for, draw_annotation
-from xemogpt.data.synth.cues import AUDITORY_CUE_IDS, VISUAL_CUE_IDS, match_sentence, split_sentences
 
 
 def _ids(text: str) -> set[str]:

@@ -12,21 +12,20 @@ import numpy as np
 import pytest
 
 from xemogpt.cli import main as cli_main
-from xemogpt.data.schema import read_info, read_manifest
-from xemogpt.data.synth import (
+from xemogpt.cues.splitting import split_sentences
+from xemogpt.cues.vocabulary import (
     AUDITORY_CUE_IDS,
     EMOTIONS,
+    GRADED_VISUAL,
     PHRASES,
     VISUAL_CUE_IDS,
-    annotate_dataset,
-    draw_annotation,
     emotion_from_text,
-    generate,
+    match_sentence,
     parse_description,
-    render_clip,
 )
+from xemogpt.data.schema import read_info, read_manifest
+from xemogpt.data.synth import annotate_dataset, draw_annotation, generate, render_clip
 from xemogpt.data.synth.annotate import _blinks
-from xemogpt.data.synth.cues import GRADED_VISUAL, match_sentence, split_sentences
 from xemogpt.data.synth.face import _F, face_states, render_frame
 
 SR = 16000

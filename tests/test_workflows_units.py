@@ -203,7 +203,7 @@ def test_curve_reader_prefers_step_losses(tmp_path):
 
 # --- the mood dataset -------------------------------------------------------------------------------------------------
 def test_mood_annotations_are_new_labels_with_matching_cues():
-    from xemogpt.data.synth.cues import EMOTIONS, emotion_from_text, parse_description
+    from xemogpt.cues.vocabulary import EMOTIONS, emotion_from_text, parse_description
     from xemogpt.workflows.moods import MOODS, annotate_moods
 
     samples = annotate_moods(40, seed=5)

@@ -1,4 +1,4 @@
-"""Cue extraction: free-text emotion descriptions -> cue sentences per modality (visual / auditory / emotional).
+"""Cues: their vocabulary, the one sentence splitter, the modality lexicon, and extractors (text -> cues per modality).
 
 Importing this package registers the extractors under kind ``cue_extractor``: ``offline`` (clause splitting,
 lexical rules and MiniLM prototypes, no network) and ``openai`` (any OpenAI-compatible chat endpoint, JSON output,

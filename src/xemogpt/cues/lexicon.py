@@ -5,7 +5,7 @@ evidence; inference words (suggests, indicates, feels, likely, mood) mark the em
 emotion names are weaker evidence because descriptions use them for faces and voices too ("a joyful
 expression", "a cheerful tone"). What is said (subtitle, words, says) counts as auditory, as in the published
 EmoCue-360 cue files, whose auditory lists carry the subtitle (and whose metric then drops cues containing
-"text").
+"text"). Chinese descriptions (EMER's ``chinese`` column) count as visual or auditory evidence by substrings.
 """
 
 from __future__ import annotations
@@ -54,6 +54,11 @@ EMOTIONS = _alt(r"""
     positive negative upset distress\w* relie\w* love affection\w* gratitude grateful jealous\w* envy helpless
     despair\w* anticipat\w* eager\w* emotional
 """)
+# Chinese has no spaces to find whole words in: these count as substrings.
+VISUAL_ZH: tuple[str, ...] = (
+    "面部", "表情", "眼睛", "眼神", "眉", "微笑", "嘴", "头", "视频", "画面", "目光", "皱眉", "脸",
+)
+AUDITORY_ZH: tuple[str, ...] = ("声音", "语气", "音调", "语调", "语速", "音量", "音频", "嗓音", "说话")
 
 WEIGHTS = {"visual": 1.0, "auditory": 1.0, "reasoning": 1.5, "emotion_word": 0.6, "cross_modal": 1.0}
 CAPS = {"visual": 3.0, "auditory": 3.0, "emotional": 4.0}
@@ -78,6 +83,8 @@ def lexical_evidence(text: str) -> LexicalEvidence:
     """Weighted, capped counts of distinct modality words in ``text`` (quoted speech is ignored)."""
     body = re.sub(r"\"[^\"]*\"|\u201c[^\u201d]*\u201d", " QUOTE ", text)
     hits = {name: sorted({m.group(0).lower() for m in rx.finditer(body)}) for name, rx in _PATTERNS.items()}
+    hits["visual"] += [w for w in VISUAL_ZH if w in body]
+    hits["auditory"] += [w for w in AUDITORY_ZH if w in body]
     linking = [m.group(0).lower() for m in _LINKING.finditer(body)]
     percepts = [h for h in hits["visual"] + hits["auditory"] if not re.fullmatch(r"sounds?|looks?", h)]
     if linking and not percepts:

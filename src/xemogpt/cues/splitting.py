@@ -45,8 +45,18 @@ class Clause:
 
 
 # ---------------------------------------------------------------------------------------------------- sentences
+_CJK_ENDS = "\u3002\uff01\uff1f\uff1b"  # 。！？； end a sentence with or without a space after them
+_CJK_CLOSERS = "\u201d\u2019\u300d\u300f\uff09)"  # ”’」』）) right after one of them stay in its sentence
+
+
 def split_sentences(text: str) -> list[str]:
-    """Split a paragraph into sentences at . ! ? (outside quotes, not after abbreviations or inside numbers)."""
+    """Split a paragraph into sentences, the project's one splitter (cue extraction, evaluation, imports).
+
+    English sentences end at . ! ? followed by a space and a capital, digit or quote (not after abbreviations
+    such as "Dr.", not inside numbers such as "3.5"), or by a Chinese character; Chinese ones end at 。！？；
+    whatever follows. Nothing ends inside quotes, except at a closing quote right after an end mark
+    (``says, "Goodbye." Then ...``, ``他说：“好。”然后``). Whitespace runs, line breaks included, become one space.
+    """
     text = re.sub(r"\s+", " ", text or "").strip()
     out: list[str] = []
     start = 0
@@ -60,9 +70,16 @@ def split_sentences(text: str) -> list[str]:
             close = None
             # `says, "Goodbye." Then ...`: a sentence may end on the closing quote
             prev = text[i - 1] if i > 0 else ""
-            if prev in ".!?" and _starts_new_sentence(text, i + 1):
+            if prev in _CJK_ENDS or (prev in ".!?" and _starts_new_sentence(text, i + 1)):
                 out.append(text[start:i + 1].strip())
                 start = i + 1
+        elif close is None and ch in _CJK_ENDS:
+            j = i
+            while j + 1 < n and text[j + 1] in _CJK_ENDS + ".!?" + _CJK_CLOSERS:  # "？！", "。）"
+                j += 1
+            out.append(text[start:j + 1].strip())
+            start = i = j + 1
+            continue
         elif close is None and ch in ".!?":
             j = i
             while j + 1 < n and text[j + 1] in ".!?":  # "?!" or "..."
@@ -81,13 +98,19 @@ def split_sentences(text: str) -> list[str]:
     return [s for s in out if s]
 
 
+def _is_cjk(ch: str) -> bool:
+    return "\u3400" <= ch <= "\u9fff" or "\uf900" <= ch <= "\ufaff"
+
+
 def _starts_new_sentence(text: str, k: int) -> bool:
     if k >= len(text):
+        return True
+    if _is_cjk(text[k]):  # "She smiles.她很开心。"
         return True
     if text[k] != " ":
         return False
     nxt = text[k + 1:k + 2]
-    return bool(nxt) and (nxt.isupper() or nxt.isdigit() or nxt in _OPEN_QUOTES or nxt in "'(")
+    return bool(nxt) and (nxt.isupper() or nxt.isdigit() or nxt in _OPEN_QUOTES or nxt in "'(" or _is_cjk(nxt))
 
 
 def _is_abbreviation_or_number(text: str, start: int, i: int) -> bool:

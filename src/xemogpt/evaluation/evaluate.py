@@ -44,7 +44,7 @@ MODALITIES = ("visual", "auditory", "emotional")
 
 
 def emotion_vocabulary(samples: list[EmoCueSample]) -> tuple[str, ...]:
-    from xemogpt.data.synth.cues import EMOTIONS
+    from xemogpt.cues.vocabulary import EMOTIONS
 
     found = {s.emotion for s in samples if s.emotion}
     return tuple(sorted(found | set(EMOTIONS)))
@@ -74,7 +74,7 @@ def cue_reproduction(samples: list[EmoCueSample], texts: list[str]) -> dict[str,
     """Micro-averaged fraction of reference cue ids stated by each text (None when samples carry no ids)."""
     if not any(s.cue_ids for s in samples):
         return None
-    from xemogpt.data.synth.cues import parse_description
+    from xemogpt.cues.vocabulary import parse_description
 
     out = {}
     for m in MODALITIES:
@@ -91,18 +91,15 @@ def cue_reproduction(samples: list[EmoCueSample], texts: list[str]) -> dict[str,
     return out
 
 
-# Sentences about the wording ("the words sound neutral") name a polarity of what is said, not a felt state.
-_ABOUT_WORDS = re.compile(r"\b(?:words?|wording|what is said|subtitles?|says?|said)\b")
-
-
 def labels_from_text(text: str, vocabulary: tuple[str, ...]) -> list[str]:
     """The open-vocabulary label set a description names: every ``vocabulary`` label it mentions (sorted).
 
     Word forms of the built-in emotions ("sadness", "furious") map to their label; any other label matches as
     written (case-insensitive, whole words). Sentences about what is said are used only when no other sentence
-    names a label, as in :func:`xemogpt.data.synth.cues.emotion_from_text`.
+    names a label, as in :func:`xemogpt.cues.vocabulary.emotion_from_text`.
     """
-    from xemogpt.data.synth.cues import EMOTION_WORDS, split_sentences
+    from xemogpt.cues.splitting import split_sentences
+    from xemogpt.cues.vocabulary import ABOUT_WORDS, EMOTION_WORDS
 
     vocab = {v.lower().strip() for v in vocabulary if v and v.strip()}
     table = {w.lower(): e for e, words in EMOTION_WORDS.items() if e in vocab for w in words}
@@ -111,9 +108,9 @@ def labels_from_text(text: str, vocabulary: tuple[str, ...]) -> list[str]:
     if not table:
         return []
     pattern = re.compile(r"\b(" + "|".join(sorted(map(re.escape, table), key=len, reverse=True)) + r")\b")
-    sentences = split_sentences((text or "").lower())
+    sentences = [s.lower() for s in split_sentences(text or "")]  # split first: the splitter reads capitals
     for about_words_ok in (False, True):
-        found = {table[m.group(1)] for s in sentences if about_words_ok or not _ABOUT_WORDS.search(s)
+        found = {table[m.group(1)] for s in sentences if about_words_ok or not ABOUT_WORDS.search(s)
                  for m in pattern.finditer(s)}
         if found:
             return sorted(found)
@@ -123,7 +120,7 @@ def labels_from_text(text: str, vocabulary: tuple[str, ...]) -> list[str]:
 def discrete_emotion_scores(samples: list[EmoCueSample], texts: list[str],
                             vocab: tuple[str, ...] | None = None) -> dict[str, Any] | None:
     """Accuracy, weighted F1, UAR and WAR of the concluded emotion over the labelled samples (None: no label)."""
-    from xemogpt.data.synth.cues import emotion_from_text
+    from xemogpt.cues.vocabulary import emotion_from_text
     from xemogpt.metrics.discrete import discrete_scores
 
     vocab = vocab if vocab is not None else emotion_vocabulary(samples)
@@ -157,7 +154,7 @@ def ovmer_scores(samples: list[EmoCueSample], texts: list[str], wheels: Any = No
 def score_texts(samples: list[EmoCueSample], texts: list[str], extractor, encoder=None,
                 pred_cues: list[dict[str, list[str]]] | None = None, wheels: Any = None) -> dict[str, Any]:
     """Every metric of ``texts`` (one generated description per sample) against the samples' annotations."""
-    from xemogpt.data.synth.cues import emotion_from_text
+    from xemogpt.cues.vocabulary import emotion_from_text
     from xemogpt.metrics.emocue360 import emocue360
 
     vocab = emotion_vocabulary(samples)
@@ -309,7 +306,7 @@ def _baselines(samples: list[EmoCueSample], texts: list[str], training: Training
 def _worked_examples(records: list[dict[str, Any]], samples: list[EmoCueSample], k: int = 3) -> list[dict[str, Any]]:
     """``records`` with the first ``k`` given their concluded emotion, reference cues and per-sample EmoCue-360
     scores (the report's worked examples)."""
-    from xemogpt.data.synth.cues import emotion_from_text
+    from xemogpt.cues.vocabulary import emotion_from_text
     from xemogpt.metrics.emocue360 import emocue360
 
     head = records[:k]

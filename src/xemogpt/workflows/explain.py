@@ -107,8 +107,8 @@ def _settings(model, recipe: dict[str, Any]) -> dict[str, Any]:
 def emotion_labels(recipe: dict[str, Any]) -> tuple[str, ...]:
     """Emotion names the model was trained to conclude with: the seven synthetic ones plus those the run recorded
     (``eval.emotions``, written by fine-tunes) or, failing that, those of the run's data folder when it exists."""
+    from xemogpt.cues.vocabulary import EMOTIONS
     from xemogpt.data.schema import read_info
-    from xemogpt.data.synth.cues import EMOTIONS
 
     root = (recipe.get("data") or {}).get("root")
     extra: list[str] = [str(e) for e in (recipe.get("eval") or {}).get("emotions") or []]
@@ -162,10 +162,11 @@ def explain_clip(clip: str | Path, audio: str | Path | None = None, subtitle: st
     from xemogpt import registry
     from xemogpt.checkpointing.errors import CheckpointError
     from xemogpt.checkpointing.files import run_recipe_of
+    from xemogpt.cues.splitting import split_sentences
+    from xemogpt.cues.vocabulary import CONCLUSION, emotion_from_text
     from xemogpt.data.datamodule import Collator
     from xemogpt.data.decode import decode_clip
     from xemogpt.data.schema import EmoCueSample
-    from xemogpt.data.synth.cues import CONCLUSION, emotion_from_text, split_sentences
     from xemogpt.models.loading import load_model
 
     clip = str(clip)

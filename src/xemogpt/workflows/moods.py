@@ -72,6 +72,14 @@ COLUMNS = ("id", "video", "subtitle", "emotion", "split", "description", "cues.v
 
 def draw_mood_annotation(seed: int, index: int, mood: str) -> EmoCueSample:
     """The annotation (cues, subtitle, description, render ``meta``) of mood clip ``index``; no media rendered."""
+    from xemogpt.cues.vocabulary import (
+        AUDITORY_CUE_IDS,
+        CONCLUSION,
+        GRADED_VISUAL,
+        TIMED_VISUAL,
+        VISUAL_CUE_IDS,
+        phrase,
+    )
     from xemogpt.data.synth.annotate import (
         LOUDNESS_DB,
         ONSETS,
@@ -83,14 +91,6 @@ def draw_mood_annotation(seed: int, index: int, mood: str) -> EmoCueSample:
         _blinks,
         _pick,
         draw_annotation,
-    )
-    from xemogpt.data.synth.cues import (
-        AUDITORY_CUE_IDS,
-        CONCLUSION,
-        GRADED_VISUAL,
-        TIMED_VISUAL,
-        VISUAL_CUE_IDS,
-        phrase,
     )
     from xemogpt.data.synth.subtitles import SUBTITLES
 

@@ -1,55 +1,32 @@
 """Cue lists from a free-text description, for datasets that ship descriptions but no cues (EMER v1/v2).
 
-Sources: the project's offline cue extractor (``cue_extractor`` ``offline`` in the registry, when installed), a
-sentence splitter that files each sentence under ``visual``/``auditory`` by a small keyword rule and everything
-else under ``emotional``, or a ready extractor object (``--cues openai``: the LLM extractor), whose None result for a
-sample means its extraction failed and the sample is to be skipped.
+Sources: the project's offline cue extractor (``cue_extractor`` ``offline`` in the registry, when installed), the
+project's sentence splitter with each sentence filed under ``visual``/``auditory`` by the offline extractor's
+lexicon alone (:mod:`xemogpt.cues.lexicon`) and everything else under ``emotional``, or a ready extractor object
+(``--cues openai``: the LLM extractor), whose None result for a sample means its extraction failed and the sample
+is to be skipped.
 """
 
 from __future__ import annotations
 
 import importlib
-import re
 from collections.abc import Callable
 
+from xemogpt.cues.lexicon import lexical_evidence
+from xemogpt.cues.splitting import split_sentences
 from xemogpt.data.schema import MODALITIES
 
 CUE_MODES: tuple[str, ...] = ("auto", "offline", "sentences")
 
-_SENTENCE_END = re.compile(r"(?<=[.!?。！？；;])\s+|(?<=[。！？；])")
-# Words that make a sentence about what is seen or heard. Whole words for English, substrings for Chinese.
-_VISUAL_EN = (
-    "face", "facial", "expression", "expressions", "eye", "eyes", "eyebrow", "eyebrows", "brow", "brows", "frown",
-    "frowning", "frowns", "smile", "smiles", "smiling", "mouth", "lips", "lip", "gaze", "gazes", "looks", "glance",
-    "head", "nods", "nod", "nodding", "shakes", "tears", "posture", "gesture", "gestures", "video", "scene",
-    "appearance", "blink", "blinks", "blinking", "cheeks", "chin", "forehead", "stares", "staring",
-)
-_AUDIO_EN = (
-    "voice", "voices", "tone", "tones", "pitch", "intonation", "speech", "speaking", "speaks", "speed", "pace",
-    "volume", "loud", "loudly", "soft", "softly", "audio", "sound", "sounds", "acoustic", "trembling", "tremble",
-    "trembles", "sigh", "sighs", "laughs", "laughter", "shouting", "shouts", "whisper", "whispers", "stutters",
-    "pauses",
-)
-_VISUAL_ZH = ("面部", "表情", "眼睛", "眼神", "眉", "微笑", "嘴", "头", "视频", "画面", "目光", "皱眉", "脸")
-_AUDIO_ZH = ("声音", "语气", "音调", "语调", "语速", "音量", "音频", "嗓音", "说话")
-_WORD = re.compile(r"[a-z]+")
-
-
-def split_sentences(text: str) -> list[str]:
-    """Sentences of an English or Chinese paragraph, stripped, empty ones dropped."""
-    return [s.strip() for s in _SENTENCE_END.split(text.strip()) if s and s.strip()]
-
 
 def sentence_modality(sentence: str) -> str:
-    """``visual`` or ``auditory`` when the sentence names more seen than heard things (or vice versa), else
-    ``emotional`` (conclusions, and sentences about what is said)."""
-    words = set(_WORD.findall(sentence.lower()))
-    v = len(words & set(_VISUAL_EN)) + sum(k in sentence for k in _VISUAL_ZH)
-    a = len(words & set(_AUDIO_EN)) + sum(k in sentence for k in _AUDIO_ZH)
-    if v > a:
-        return "visual"
-    if a > v:
-        return "auditory"
+    """The modality whose lexical evidence (:func:`xemogpt.cues.lexicon.lexical_evidence`, English words and Chinese
+    substrings) is strictly the strongest, else ``emotional``: a sentence naming as much seen as heard, or nothing
+    of either, states a conclusion."""
+    scores = lexical_evidence(sentence).scores
+    best = max(scores, key=scores.get)
+    if best != "emotional" and all(scores[best] > v for m, v in scores.items() if m != best):
+        return best
     return "emotional"
 
 

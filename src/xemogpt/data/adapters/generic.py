@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from xemogpt.cues.splitting import split_sentences
 from xemogpt.data.adapters.base import DatasetAdapter, SourceRecord
-from xemogpt.data.adapters.cues import split_sentences
 from xemogpt.data.adapters.labels import normalize_emotion, parse_label_list
 from xemogpt.data.adapters.media import MediaIndex
 from xemogpt.data.adapters.report import ImportReport

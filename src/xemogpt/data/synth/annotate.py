@@ -12,8 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from xemogpt.data.schema import EmoCueSample
-from xemogpt.data.synth.cues import (
+from xemogpt.cues.vocabulary import (
     AUDITORY_CUE_IDS,
     CONCLUSION,
     EMOTIONS,
@@ -24,6 +23,7 @@ from xemogpt.data.synth.cues import (
     partial_phrase,
     phrase,
 )
+from xemogpt.data.schema import EmoCueSample
 from xemogpt.data.synth.subtitles import EMOTION_POLARITY, SUBTITLES
 
 GENERATOR_VERSION = "1.1"

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from xemogpt.cues.vocabulary import AUDITORY_CUE_IDS, EMOTIONAL_CUE_IDS, EMOTIONS, PHRASES, VISUAL_CUE_IDS
 from xemogpt.data.schema import EmoCueSample, write_manifest
 from xemogpt.data.synth.annotate import (
     CORE,
@@ -16,7 +17,6 @@ from xemogpt.data.synth.annotate import (
     assign_splits,
     draw_annotation,
 )
-from xemogpt.data.synth.cues import AUDITORY_CUE_IDS, EMOTIONAL_CUE_IDS, EMOTIONS, PHRASES, VISUAL_CUE_IDS
 
 
 def annotate_dataset(n: int, seed: int) -> list[EmoCueSample]:

@@ -1,10 +1,15 @@
-"""The cue vocabulary of the synthetic EmoCue data: canonical ids, their phrasings, and a parser back to ids.
+"""The project's cue vocabulary: emotions, canonical cue ids, their phrasings, and a parser back to ids.
+
+The synthetic generator (:mod:`xemogpt.data.synth`) writes descriptions from these phrasings; evaluation and the
+workflows read descriptions back with :func:`parse_description` and :func:`emotion_from_text`, without importing
+the generator.
 
 A cue id is ``attribute=value`` (``mouth_corners=up``, ``pitch=high``, ``state=happy``). Intensity and onset are
 *not* part of the id: they live in ``sample.meta`` and in optional modifiers inside the sentence ("slightly",
 "part-way through", "at first, then it fades"). Every id has at least three phrasings; the generator picks one per
 clip, and :func:`parse_description` maps any sentence of the bank (with or without its modifiers, and with small
-wording slips) back to its id, so reproduced cues can be counted exactly.
+wording slips) back to its id, so reproduced cues can be counted exactly. Sentences are split by
+:func:`xemogpt.cues.splitting.split_sentences`, the project's one splitter.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ from __future__ import annotations
 import difflib
 import re
 from functools import lru_cache
+
+from xemogpt.cues.splitting import split_sentences
 
 EMOTIONS: tuple[str, ...] = ("happy", "sad", "angry", "surprised", "fearful", "disgusted", "neutral")
 
@@ -288,7 +295,7 @@ def modality_of(cue_id: str) -> str:
         return "auditory"
     if cue_id in EMOTIONAL_CUE_IDS:
         return "emotional"
-    raise KeyError(f"unknown synthetic cue id {cue_id!r}; known ids are listed in xemogpt.data.synth.cues")
+    raise KeyError(f"unknown synthetic cue id {cue_id!r}; known ids are listed in xemogpt.cues.vocabulary")
 
 
 def phrase(
@@ -357,11 +364,6 @@ def match_sentence(sentence: str, threshold: float = 0.8) -> str | None:
     return best
 
 
-def split_sentences(text: str) -> list[str]:
-    """Split a paragraph into sentences on . ! ? (keeps "high-pitched" and commas intact)."""
-    return [s.strip() for s in re.split(r"(?<=[.!?])\s+|\n+", text.strip()) if s.strip()]
-
-
 _CONCLUSION_RE = re.compile(r"\boverall\b.*\b(?:feels?|feeling|is|seems?)\s+(?:[a-z]+\s+){0,2}?([a-z]+)\s*[.!]?\s*$")
 
 
@@ -400,7 +402,7 @@ def _emotion_of_word(word: str, emotions: tuple[str, ...] = EMOTIONS) -> str | N
 
 
 # Sentences about the wording ("the words sound neutral") name a polarity, not the speaker's state.
-_ABOUT_WORDS_RE = re.compile(r"\b(words?|wording|what is said|subtitle|says?|said)\b")
+ABOUT_WORDS = re.compile(r"\b(?:words?|wording|what is said|subtitles?|says?|said)\b")
 
 
 def emotion_from_text(text: str, emotions: tuple[str, ...] = EMOTIONS) -> str | None:
@@ -413,11 +415,11 @@ def emotion_from_text(text: str, emotions: tuple[str, ...] = EMOTIONS) -> str | 
     for e in emotions:  # callers may pass their own label set; its labels are their own word forms
         table.setdefault(e.lower(), e)
     pattern = re.compile(r"\b(" + "|".join(sorted(map(re.escape, table), key=len, reverse=True)) + r")\b")
-    sentences = split_sentences(text.lower())
+    sentences = [s.lower() for s in split_sentences(text)]  # split first: the splitter reads capitals
     for about_words_ok in (False, True):
         found = None
         for s in sentences:
-            if not about_words_ok and _ABOUT_WORDS_RE.search(s):
+            if not about_words_ok and ABOUT_WORDS.search(s):
                 continue
             for m in pattern.finditer(s):
                 found = table[m.group(1)]
