@@ -8,6 +8,9 @@
 
 from __future__ import annotations
 
+import json
+import random
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,8 +65,6 @@ def _ignore(sample_id: str, reason: str, detail: str, skipped: bool) -> None:
 
 def majority_baseline(training: TrainingData, n: int) -> tuple[list[str] | None, str | None]:
     """(``n`` copies of the majority description, None) or (None, why the baseline is skipped)."""
-    from xemogpt.evaluation.evaluate import majority_texts
-
     if training.samples is None:
         return None, training.note
     if not training.samples:
@@ -76,8 +77,31 @@ def majority_baseline(training: TrainingData, n: int) -> tuple[list[str] | None,
 
 def shuffled_baseline(texts: list[str], seed: int = 0) -> tuple[list[str] | None, str | None]:
     """(the predictions deranged across samples, None) or (None, why the baseline is skipped)."""
-    from xemogpt.evaluation.evaluate import shuffled
-
     if len(texts) < 2:
         return None, f"needs at least two predictions, got {len(texts)}"
     return shuffled(texts, seed), None
+
+
+def majority_texts(train: list[EmoCueSample], n: int) -> list[str]:
+    """The majority-class baseline: the most typical training description of the most frequent emotion."""
+    counts = Counter(s.emotion for s in train if s.emotion)
+    if not counts:
+        raise ValueError("the majority baseline needs training samples with emotion labels; none has one")
+    emotion = counts.most_common(1)[0][0]
+    pool = [s for s in train if s.emotion == emotion]
+    key = Counter(json.dumps(s.cue_ids, sort_keys=True) for s in pool).most_common(1)[0][0]
+    typical = next(s for s in pool if json.dumps(s.cue_ids, sort_keys=True) == key)
+    return [typical.description] * n
+
+
+def shuffled(texts: list[str], seed: int = 0) -> list[str]:
+    """A derangement of ``texts``: no sample keeps its own prediction."""
+    n = len(texts)
+    if n < 2:
+        return list(texts)
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    out = [""] * n
+    for k in range(n):
+        out[order[k]] = texts[order[(k + 1) % n]]
+    return out

@@ -28,9 +28,7 @@ modality, the model's training data for ``majority``) leaves those metrics out, 
 from __future__ import annotations
 
 import json
-import random
 import re
-from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -178,31 +176,6 @@ def score_texts(samples: list[EmoCueSample], texts: list[str], extractor, encode
     ov = ovmer_scores(samples, texts, wheels)
     if ov is not None:
         out["ovmer"] = ov
-    return out
-
-
-def majority_texts(train: list[EmoCueSample], n: int) -> list[str]:
-    """The majority-class baseline: the most typical training description of the most frequent emotion."""
-    counts = Counter(s.emotion for s in train if s.emotion)
-    if not counts:
-        raise ValueError("the majority baseline needs training samples with emotion labels; none has one")
-    emotion = counts.most_common(1)[0][0]
-    pool = [s for s in train if s.emotion == emotion]
-    key = Counter(json.dumps(s.cue_ids, sort_keys=True) for s in pool).most_common(1)[0][0]
-    typical = next(s for s in pool if json.dumps(s.cue_ids, sort_keys=True) == key)
-    return [typical.description] * n
-
-
-def shuffled(texts: list[str], seed: int = 0) -> list[str]:
-    """A derangement of ``texts``: no sample keeps its own prediction."""
-    n = len(texts)
-    if n < 2:
-        return list(texts)
-    order = list(range(n))
-    random.Random(seed).shuffle(order)
-    out = [""] * n
-    for k in range(n):
-        out[order[k]] = texts[order[(k + 1) % n]]
     return out
 
 

@@ -73,11 +73,11 @@ class XEmoGPT(L.LightningModule):
         self.portable_source: dict[str, Any] | None = None  # see portable(); set by rebuilds from a checkpoint
         self._warned_truncation = False
         self.build_parts(list(COMPONENT_KINDS) if parts is None else parts)
+        default = {"name": "instruct", "train": ["video_projector", "audio_projector", "llm_head"], "losses": ["lm"]}
         if stage is not None:
             self.set_stage(stage)
-        elif self.llm_head is not None:
-            self.set_stage({"name": "instruct", "train": ["video_projector", "audio_projector", "llm_head"],
-                            "losses": ["lm"]})
+        elif all(getattr(self, k) is not None for k in default["train"]):
+            self.set_stage(default)
 
     # --- building ---------------------------------------------------------------------------------------------
     def build_parts(self, keys: list[str] | tuple[str, ...]) -> list[str]:
@@ -484,7 +484,8 @@ class XEmoGPT(L.LightningModule):
             bad = trainer.strategy.reduce_boolean_decision(bad, all=False)
         if not bad:
             return
-        from xemogpt.training.callbacks import NonFiniteLossError, gather_objects
+        from xemogpt.errors import NonFiniteLossError
+        from xemogpt.utils.distributed import gather_objects
 
         mine = {"ids": list(batch["ids"]), "losses": {k: float(v.detach()) for k, v in losses.items()}}
         ranks = gather_objects(trainer, mine) if distributed else [mine]

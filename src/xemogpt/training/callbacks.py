@@ -34,49 +34,12 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from xemogpt.errors import XemoGPTError
+from xemogpt.errors import NonFiniteLossError  # noqa: F401  (raised by XEmoGPT, handled here)
+from xemogpt.utils.distributed import gather_objects
 
 log = logging.getLogger("xemogpt.train")
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-
-# --- errors ---------------------------------------------------------------------------------------------------------
-class NonFiniteLossError(XemoGPTError, RuntimeError):
-    """A training loss was NaN or infinite. Carries where it happened and, once saved, the checkpoint from before.
-
-    Attributes: stage, global_step, epoch, batch_idx, ids (sample ids of the batch, every rank's), losses (name ->
-    value, as floats), checkpoint (path of the weights from before the step, set by :class:`NonFiniteGuard`).
-    """
-
-    def __init__(self, stage: str, global_step: int, epoch: int, batch_idx: int, ids: list[str],
-                 losses: dict[str, float]) -> None:
-        self.stage, self.global_step, self.epoch, self.batch_idx = stage, global_step, epoch, batch_idx
-        self.ids, self.losses = list(ids), dict(losses)
-        self.checkpoint: str | None = None
-        super().__init__(self._message())
-
-    def _message(self) -> str:
-        vals = ", ".join(f"{k}={v}" for k, v in self.losses.items())
-        ids = ", ".join(self.ids[:32]) + (f" ... ({len(self.ids)} in all)" if len(self.ids) > 32 else "")
-        where = (f"the weights from before this step are in {self.checkpoint}" if self.checkpoint
-                 else "no checkpoint could be written")
-        return (f"non-finite training loss in stage {self.stage!r} at global step {self.global_step} (epoch "
-                f"{self.epoch}, batch {self.batch_idx}): {vals}; batch sample ids: {ids}. {where}. Lower the stage's "
-                "lr, check these samples, or set trainer.gradient_clip_val, then resume with --resume.")
-
-    def __str__(self) -> str:
-        return self._message()
-
-    def __reduce__(self):  # picklable across processes with its fields
-        return (_rebuild_nonfinite, (self.stage, self.global_step, self.epoch, self.batch_idx, self.ids, self.losses,
-                                     self.checkpoint))
-
-
-def _rebuild_nonfinite(stage, step, epoch, batch_idx, ids, losses, checkpoint) -> NonFiniteLossError:
-    e = NonFiniteLossError(stage, step, epoch, batch_idx, ids, losses)
-    e.checkpoint = checkpoint
-    return e
 
 
 class RunInterrupted(Exception):
@@ -123,23 +86,6 @@ def _to_lists(x):
 
 def _to_tuples(x):
     return tuple(_to_tuples(v) for v in x) if isinstance(x, list) else x
-
-
-def gather_objects(trainer: L.Trainer | None, obj: Any) -> list[Any]:
-    """``obj`` of every rank (a list of one outside distributed runs); ``trainer`` None: the default process group's
-    ranks, when there is one."""
-    dist = torch.distributed
-    if trainer is None:
-        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() <= 1:
-            return [obj]
-        out: list[Any] = [None] * dist.get_world_size()
-        dist.all_gather_object(out, obj)
-        return out
-    if trainer.world_size <= 1 or not torch.distributed.is_initialized():
-        return [obj]
-    out = [None] * trainer.world_size
-    torch.distributed.all_gather_object(out, obj)
-    return out
 
 
 class preserve_rng:

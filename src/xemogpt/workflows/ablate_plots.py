@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from xemogpt.workflows.ablate import Cell
+from xemogpt.workflows.ablation import Cell
 
 BASE_COLOR = "#d62728"
 COLOR = "#1f77b4"

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from xemogpt.recipe import save_recipe
-from xemogpt.workflows.ablate import Ablation, Cell, run_state
+from xemogpt.workflows.ablation import Ablation, Cell, run_state
 from xemogpt.workflows.stats import Interval, diff_ci, mean_ci
 
 DEFAULT_MAIN = ("emotion_accuracy", "cues.visual.reproduced", "cues.auditory.reproduced", "emocue360.visual.f1",
