@@ -14,9 +14,9 @@ Order and resume: training order is a function of ``seed`` and the epoch only (n
 went), and the train loader is *stateful*: Lightning stores its position in every checkpoint and a resumed run
 continues mid-epoch with exactly the samples an uninterrupted run would have seen.
 
-Frozen encoders: :meth:`EmoCueDataModule.use_features` (called for each stage by
-:class:`xemogpt.data.callbacks.FeatureCacheCallback`) fills the feature cache of :mod:`xemogpt.data.feature_cache`
-and switches the loaders to batches of cached encoder outputs, so nothing is decoded or encoded again.
+Frozen encoders: :meth:`EmoCueDataModule.use_features` (called by the recipe runner before each stage whose
+encoders are frozen) fills the feature cache of :mod:`xemogpt.data.feature_cache` with ``Trainer.predict`` over each
+encoder and switches the loaders to batches of cached encoder outputs, so nothing is decoded or encoded again.
 
 Bad input never ends a run: each bad record or clip is skipped (or kept with a missing modality or a repair), logged
 with its id and reason, and counted in :attr:`EmoCueDataModule.skips` (see :mod:`xemogpt.data.problems`);

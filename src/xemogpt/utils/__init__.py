@@ -1,1 +1,2 @@
-"""Small shared helpers (offline sentence encoder, ...)."""
+"""Small shared helpers: the offline sentence encoder (:mod:`.sentence`), its embedding cache
+(:mod:`.embedding_cache`) and collectives outside a training loop (:mod:`.distributed`)."""
