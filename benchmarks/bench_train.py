@@ -6,8 +6,12 @@
 3. Batched generation with the KV cache at batch 16 against one sample at a time (goal: at least 4x).
 4. Achieved training FLOP/s of a mid-size recipe (Qwen3-0.6B-shaped LM from its shipped config, with LoRA, above the
    tiny encoders and the bridges) as a fraction of this machine's measured fp32 matmul peak.
+5. Peak memory of the mid-size recipe's ``bridge_pretrain`` (frozen encoders, bridges trained on cached features):
+   each bridge trained alone, as ``xemogpt train`` runs it, against the composed model holding every part (the LLM
+   included) as it did before bridges trained alone. Each runs in its own process on the same generated clips; the
+   peak is the process's resident set on CPU, ``torch.cuda.max_memory_allocated`` on a GPU.
 
-Everything is generated in memory (no data, no downloads). `--quick` shrinks every part to seconds (used by the
+Everything but part 5's few clips is generated in memory (no data, no downloads). `--quick` shrinks every part to seconds (used by the
 tests); `--json PATH` also writes the numbers.
 """
 
@@ -222,6 +226,102 @@ def bench_flops(args, tok_json: str) -> dict:
             "threads": torch.get_num_threads()}
 
 
+# --- 5: bridge pre-training memory ----------------------------------------------------------------------------------
+def memory_recipe(args, data: str, features: str) -> dict:
+    """The mid-size recipe with one stage: the paper's bridge pre-training above frozen encoders."""
+    from xemogpt.recipe import load_recipe
+
+    recipe = load_recipe(TINY)
+    spec = midsize_spec(args.quick, args.lora_r)
+    spec["text_encoder"] = recipe["model"]["text_encoder"]
+    spec["llm_head"]["tokenizer"] = "build"
+    recipe["model"] = spec
+    recipe["data"].update(root=data, features_dir=features, num_workers=0, batch_size=8, cache="none")
+    recipe["data"].pop("synth", None)
+    recipe["stages"] = [{"name": "bridge_pretrain", "train": ["video_bridge", "audio_bridge"],
+                         "losses": ["vecb", "aecb"], "max_steps": args.memory_steps, "lr": 1e-3}]
+    recipe["trainer"].update(enable_progress_bar=False, accelerator="auto", devices=1)
+    recipe["trainer"].pop("check_val_every_n_epoch", None)
+    recipe["trainer"]["limit_val_batches"] = 0
+    return recipe
+
+
+def peak_memory_mb() -> tuple[float, str]:
+    import resource
+
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20, "GPU memory"
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "resident memory"  # ru_maxrss is in KiB
+
+
+def memory_child(args) -> int:
+    """One side of part 5, in a fresh process so that its peak is its own."""
+    import logging
+    import warnings
+
+    import lightning as L
+
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
+    with tempfile.TemporaryDirectory() as tmp:
+        recipe = memory_recipe(args, args.memory_data, str(Path(tmp) / "features"))
+        if args.memory_child == "standalone":  # what `xemogpt train` does: each bridge alone, no LLM built
+            from xemogpt.training.runner import RecipeRunner
+
+            runner = RecipeRunner(recipe, Path(tmp) / "run")
+            runner.run(evaluate=False)
+            built = list(runner.model.hparams["parts"])
+        else:  # every part held by the composed model, bridges trained through it on the same cached features
+            from xemogpt.models.xemogpt import XEmoGPT
+            from xemogpt.training.run import build_tokenizer, data_module, predict_options
+
+            root = Path(args.memory_data)
+            tok = build_tokenizer(root, recipe["model"], recipe["run"]["tokenizer_vocab_size"], None)
+            L.seed_everything(0, verbose=False)
+            model = XEmoGPT(recipe["model"], tokenizer_json=tok, seed=0)
+            stage = recipe["stages"][0]
+            model.set_stage(stage)
+            dm = data_module(recipe, model, root)
+            dm.setup()
+            dm.use_features(model.video_encoder, model.audio_encoder, trainer_options={"accelerator": "auto",
+                            "devices": 1}, progress=False)
+            trainer = L.Trainer(accelerator="auto", devices=1, max_steps=2 * args.memory_steps, logger=False,
+                                enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                                limit_val_batches=0, num_sanity_val_steps=0)
+            trainer.fit(model, dm)
+            built = list(model.hparams["parts"])
+    mb, measure = peak_memory_mb()
+    Path(args.json).write_text(json.dumps({"peak_mb": mb, "measure": measure, "parts": built}), encoding="utf-8")
+    return 0
+
+
+def bench_memory(args) -> dict:
+    import subprocess
+
+    from xemogpt.data.synth import generate
+
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "clips"
+        print(f"memory: generating {args.memory_clips} clips ...", flush=True)
+        generate(data, n=args.memory_clips, seed=0, workers=1, size=64, progress=False)
+        for mode in ("standalone", "composed"):
+            res = Path(tmp) / f"{mode}.json"
+            cmd = [sys.executable, str(Path(__file__).resolve()), "--memory-child", mode, "--memory-data", str(data),
+                   "--json", str(res), "--threads", str(args.threads), "--lora-r", str(args.lora_r)]
+            if args.quick:
+                cmd.append("--quick")
+            t = time.time()
+            subprocess.run(cmd, check=True)
+            out[mode] = json.loads(res.read_text(encoding="utf-8"))
+            print(f"memory: {mode} bridge_pretrain built {', '.join(out[mode]['parts'])}; peak "
+                  f"{out[mode]['peak_mb']:.0f} MB ({time.time() - t:.0f} s)", flush=True)
+    s, c = out["standalone"]["peak_mb"], out["composed"]["peak_mb"]
+    return {"standalone_mb": s, "composed_mb": c, "ratio": c / s, "measure": out["standalone"]["measure"],
+            "standalone_parts": out["standalone"]["parts"], "composed_parts": out["composed"]["parts"],
+            "ok": c > s and "llm_head" not in out["standalone"]["parts"]}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="seconds-long version of every part (for tests)")
@@ -238,13 +338,21 @@ def main(argv: list[str] | None = None) -> int:
                         "pass its core count)")
     p.add_argument("--flops-threads", type=int, default=None,
                    help="torch threads for the FLOP/s part, its matmul peak included (default: --threads)")
-    p.add_argument("--only", nargs="*", choices=["framework", "splice", "generation", "flops"], default=None)
+    p.add_argument("--only", nargs="*", choices=["framework", "splice", "generation", "flops", "memory"],
+                   default=None)
+    p.add_argument("--memory-clips", type=int, default=32, help="generated clips for the memory part (part 5)")
+    p.add_argument("--memory-steps", type=int, default=6, help="training steps per bridge in the memory part")
+    p.add_argument("--memory-child", choices=["standalone", "composed"], default=None, help=argparse.SUPPRESS)
+    p.add_argument("--memory-data", default=None, help=argparse.SUPPRESS)
     p.add_argument("--json", default=None, help="also write the results here")
     p.add_argument("--fresh-memory", action="store_true",
                    help="leave glibc returning large freed blocks to the OS (page faults on every large tensor)")
     args = p.parse_args(argv)
     if args.quick:
         args.steps, args.repeats, args.batch, args.mid_steps = 3, 1, 4, 1
+        args.memory_clips, args.memory_steps = 8, 1
+    if args.memory_child:
+        return memory_child(args)
     args.flops_threads = args.flops_threads or args.threads
     torch.set_num_threads(args.threads)
     import logging
@@ -256,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     from xemogpt.training.throughput import fmt_flops, keep_freed_memory, synthetic_tokenizer_json
 
     kept = False if args.fresh_memory else keep_freed_memory()
-    parts = args.only or ["framework", "splice", "generation", "flops"]
+    parts = args.only or ["framework", "splice", "generation", "flops", "memory"]
     print(f"bench_train: torch {torch.__version__}, {args.threads} thread(s) for the ratios, {args.flops_threads} for "
           f"FLOP/s, {'quick' if args.quick else 'full'} mode; allocator: "
           f"{'freed blocks stay in the heap (as in a long training run)' if kept else 'glibc defaults'}", flush=True)
@@ -272,6 +380,8 @@ def main(argv: list[str] | None = None) -> int:
     if "flops" in parts:
         torch.set_num_threads(args.flops_threads)
         res["flops"] = bench_flops(args, tok_json)
+    if "memory" in parts:
+        res["memory"] = bench_memory(args)
 
     rows = []
     if "framework" in res:
@@ -287,6 +397,11 @@ def main(argv: list[str] | None = None) -> int:
         r = res["generation"]
         rows.append((f"generation, batch {r['batch']}, {r['new_tokens']} tokens (one-by-one / batched)",
                      f"{r['batch_s']:.2f} s", f"{r['one_by_one_s']:.2f} s", f"{r['ratio']:.1f}x", ">= 4x", r["ok"]))
+    if "memory" in res:
+        r = res["memory"]
+        rows.append((f"bridge_pretrain peak {r['measure']}, mid-size recipe (composed / standalone)",
+                     f"{r['standalone_mb']:.0f} MB", f"{r['composed_mb']:.0f} MB", f"{r['ratio']:.1f}x", "> 1x",
+                     r["ok"]))
     w = max([len(r[0]) for r in rows] + [10])
     if rows:
         print(f"\n{'benchmark':<{w}}  {'this':>10}  {'baseline':>10}  {'ratio':>8}  {'goal':>8}  met")

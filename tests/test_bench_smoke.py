@@ -46,9 +46,15 @@ def test_bench_quick_prints_every_ratio_and_the_flops_fraction(tmp_path, capsys)
     load_script("benchmarks/bench_train.py").main(["--quick", "--json", str(out)])
     r = json.loads(out.read_text())
     text = capsys.readouterr().out
-    for row in ("Lightning / plain loop", "prompt splicing, batch 32", "generation, batch 16", "of peak"):
+    for row in ("Lightning / plain loop", "prompt splicing, batch 32", "generation, batch 16", "of peak",
+                "bridge_pretrain peak"):
         assert row in text
     assert r["splice"]["same_output"]  # the batched splice gives exactly what the per-sample loop gives
     assert r["framework"]["lightning_step_s"] > 0 and r["framework"]["plain_step_s"] > 0
     assert r["generation"]["ratio"] > 1 and r["splice"]["ratio"] > 1
     assert 0 < r["flops"]["fraction"] < 1 and r["flops"]["flops_per_step"] > 0
+    # bridge pre-training as `xemogpt train` runs it builds no projector or LLM; the composed side holds them all
+    m = r["memory"]
+    assert "llm_head" not in m["standalone_parts"] and "video_projector" not in m["standalone_parts"]
+    assert {"llm_head", "video_projector", "audio_projector"} <= set(m["composed_parts"])
+    assert m["standalone_mb"] > 100 and m["composed_mb"] > 100
