@@ -145,6 +145,7 @@ def make_trainer(recipe: dict[str, Any], run_dir: Path, stage: dict[str, Any], c
     import lightning as L
     from lightning.pytorch.loggers import CSVLogger
 
+    from xemogpt.training.progress import progress_callbacks
     from xemogpt.training.strategies import trainer_options
 
     opts = trainer_options(recipe.get("trainer"), model)
@@ -160,8 +161,8 @@ def make_trainer(recipe: dict[str, Any], run_dir: Path, stage: dict[str, Any], c
     if "val_check_interval" in stage:
         opts["val_check_interval"] = stage["val_check_interval"]
     logger = CSVLogger(save_dir=str(run_dir), name="logs", version=log_version or stage["name"])
-    return L.Trainer(default_root_dir=str(run_dir), logger=logger, callbacks=callbacks or [],
-                     enable_checkpointing=False, **opts)
+    return L.Trainer(default_root_dir=str(run_dir), logger=logger, callbacks=[*(callbacks or []), *progress_callbacks(
+                     recipe, stage)], enable_checkpointing=False, **opts)
 
 
 # --- progress ---------------------------------------------------------------------------------------------------

@@ -105,7 +105,7 @@ def prepare_dataset(ft: dict[str, Any], root: Path, echo=print) -> Path:
 
     fmt = imp.get("format")
     if not fmt:
-        raise RecipeError("finetune.dataset.import.format is missing (generic, emer_v2, mer_discrete, ravdess ...)")
+        raise RecipeError("finetune.dataset.import.format is missing (generic, emer-v2, mer-discrete, ravdess ...)")
     cmap = imp.get("map") or {}
     cmap = parse_map(cmap) if isinstance(cmap, list) else {str(k): str(v) for k, v in cmap.items()}
     media = imp.get("media") or []
