@@ -37,6 +37,7 @@ SYNTH_KEYS = ("n", "seed", "workers", "size")  # data.synth: what xemogpt.traini
 EVAL_OWN_KEYS = ("enabled", "emotions")
 FINETUNE_KEYS = ("from", "dataset", "llm_head", "lora", "target")
 FINETUNE_DATASET_KEYS = ("generate", "import")
+FINETUNE_GENERATE_KEYS = ("style", "out", "n", "seed", "size", "workers")  # xemogpt.workflows.finetune.prepare_dataset
 # Trainer arguments the runner sets itself (a recipe value would clash or be overwritten), with what to use instead.
 TRAINER_SET_BY_RUNNER = {
     "default_root_dir": "the run folder is --run-dir",
@@ -221,6 +222,7 @@ def section_keys() -> dict[str, tuple[str, ...]]:
     import lightning
     from transformers import GenerationConfig
 
+    from xemogpt.data.adapters.base import DatasetAdapter
     from xemogpt.data.datamodule import EmoCueDataModule
     from xemogpt.evaluation.evaluate import evaluate_model
     from xemogpt.training.strategies import OWN_KEYS
@@ -235,6 +237,9 @@ def section_keys() -> dict[str, tuple[str, ...]]:
         "run": RUN_KEYS,
         "finetune": FINETUNE_KEYS,
         "finetune.dataset": FINETUNE_DATASET_KEYS,
+        "finetune.dataset.generate": FINETUNE_GENERATE_KEYS,
+        # the adapter's arguments (column_map is spelled map, as --map), the format and --copy
+        "finetune.dataset.import": (*parameters(DatasetAdapter, skip=("column_map",)), "map", "format", "copy"),
     }
 
 
@@ -243,11 +248,12 @@ def value_choices() -> dict[str, tuple[str, ...]]:
     from xemogpt.data.decode import AUDIO_RESAMPLERS, RESAMPLES, SAMPLINGS
     from xemogpt.data.schema import SPLITS
     from xemogpt.evaluation.coverage import ALL
-    from xemogpt.workflows.finetune import HEAD_MODES
+    from xemogpt.workflows.finetune import GENERATE_STYLES, HEAD_MODES
 
     return {"data.cache": ("disk", "memory", "none"), "data.features": ("auto", "off"),
             "data.frame_resample": RESAMPLES, "data.frame_sampling": SAMPLINGS,
-            "data.audio_resampler": AUDIO_RESAMPLERS, "eval.split": (*SPLITS, ALL), "finetune.llm_head": HEAD_MODES}
+            "data.audio_resampler": AUDIO_RESAMPLERS, "eval.split": (*SPLITS, ALL), "finetune.llm_head": HEAD_MODES,
+            "finetune.dataset.generate.style": GENERATE_STYLES}
 
 
 def validate_sections(recipe: dict[str, Any]) -> None:
@@ -279,12 +285,14 @@ def validate_sections(recipe: dict[str, Any]) -> None:
         raise RecipeError(f"recipe key 'run.log_every_seconds' must be a number of seconds >= 0 (0: no progress "
                           f"lines), got {every!r}")
     ft = check_keys(recipe.get("finetune"), "finetune", keys["finetune"])
-    check_keys(ft.get("dataset"), "finetune.dataset", keys["finetune.dataset"])
+    dataset = check_keys(ft.get("dataset"), "finetune.dataset", keys["finetune.dataset"])
+    for part in FINETUNE_DATASET_KEYS:
+        check_keys(dataset.get(part), f"finetune.dataset.{part}", keys[f"finetune.dataset.{part}"])
+    missing = object()
     for dotted, choices in value_choices().items():
-        section, _, key = dotted.partition(".")
-        part = recipe.get(section)
-        if isinstance(part, dict) and key in part:
-            check_choice(part[key], dotted, choices)
+        value = get_key(recipe, dotted, missing)
+        if value is not missing:
+            check_choice(value, dotted, choices)
 
 
 def validate_recipe(recipe: dict[str, Any]) -> None:

@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from xemogpt.recipe import RecipeError, save_recipe
+from xemogpt.recipe import RecipeError, save_recipe, validate_sections
 
 MERGED_KEYS = ("data", "trainer", "generation", "eval", "run")
 LOWER_IS_BETTER = ("lm_loss",)  # every other metric of the evaluation is better when higher
@@ -191,6 +191,7 @@ def finetune(recipe: dict[str, Any], run_dir: str | Path, evaluate: bool = True,
     if not ft:
         raise RecipeError(f"recipe {recipe.get('name')!r} has no 'finetune' section: it is a training recipe (use "
                           "`make train`); fine-tune recipes, e.g. recipes/finetune/moods-tiny.yaml, say where to start")
+    validate_sections(recipe)  # a typo in any section fails before the starting model loads
     source = ft.get("from")
     if not source:
         raise RecipeError("finetune.from is missing: the run folder, export folder or .ckpt to start from")
