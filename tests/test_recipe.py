@@ -184,9 +184,16 @@ def _section_reads() -> set[tuple[str, str]]:
             return node.value, const(node.slice)
         return None
 
-    def path(node, env):
+    def name(node):  # a variable or an attribute of self, as a key of env
         if isinstance(node, ast.Name):
-            return env.get(node.id)
+            return node.id
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self":
+            return f"self.{node.attr}"
+        return None
+
+    def path(node, env):
+        if name(node):
+            return env.get(name(node))
         if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.Or):
             return path(node.values[0], env)
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "dict" and node.args:
@@ -201,23 +208,29 @@ def _section_reads() -> set[tuple[str, str]]:
         outer = path(receiver, env)
         return f"{outer}.{key}" if outer else None
 
+    def bind(nodes, env):  # names (and self attributes) bound to a section
+        for n in nodes:
+            if not isinstance(n, ast.Assign) or len(n.targets) != 1:
+                continue
+            target, value = n.targets[0], n.value
+            pairs = zip(target.elts, value.elts) if isinstance(target, ast.Tuple) and isinstance(
+                value, ast.Tuple) and len(target.elts) == len(value.elts) else [(target, value)]
+            for t, v in pairs:
+                p = path(v, env) if name(t) else None
+                if p:
+                    env[name(t)] = p
+
     for file in Path("src/xemogpt").rglob("*.py"):
         tree = ast.parse(file.read_text(encoding="utf-8"))
+        attrs: dict[str, str] = {}  # self.settings = recipe.get("run") in one method, read in another
+        bind(ast.walk(tree), attrs)
+        attrs = {k: v for k, v in attrs.items() if k.startswith("self.")}
         for fn in [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]:
             # a section handed over as a parameter: ensure_data(data: dict), prepare_dataset(ft: dict)
-            env = {a.arg: params[a.arg] for a in fn.args.args if a.arg in params and a.annotation is not None
-                   and "dict" in ast.unparse(a.annotation)}
+            env = {**attrs, **{a.arg: params[a.arg] for a in fn.args.args if a.arg in params
+                               and a.annotation is not None and "dict" in ast.unparse(a.annotation)}}
             nodes = list(ast.walk(fn))
-            for n in nodes:  # names bound to a section
-                if not isinstance(n, ast.Assign) or len(n.targets) != 1:
-                    continue
-                target, value = n.targets[0], n.value
-                pairs = zip(target.elts, value.elts) if isinstance(target, ast.Tuple) and isinstance(
-                    value, ast.Tuple) and len(target.elts) == len(value.elts) else [(target, value)]
-                for t, v in pairs:
-                    p = path(v, env) if isinstance(t, ast.Name) else None
-                    if p:
-                        env[t.id] = p
+            bind(nodes, env)
             for n in nodes:
                 got = access(n)
                 if got:
