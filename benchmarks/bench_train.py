@@ -11,8 +11,8 @@
    included) as it did before bridges trained alone. Each runs in its own process on the same generated clips; the
    peak is the process's resident set on CPU, ``torch.cuda.max_memory_allocated`` on a GPU.
 
-Everything but part 5's few clips is generated in memory (no data, no downloads). `--quick` shrinks every part to seconds (used by the
-tests); `--json PATH` also writes the numbers.
+Everything but part 5's few clips is generated in memory (no data, no downloads). `--quick` shrinks every part to
+seconds (used by the tests); `--json PATH` also writes the numbers.
 """
 
 from __future__ import annotations
@@ -273,7 +273,7 @@ def memory_child(args) -> int:
             built = list(runner.model.hparams["parts"])
         else:  # every part held by the composed model, bridges trained through it on the same cached features
             from xemogpt.models.xemogpt import XEmoGPT
-            from xemogpt.training.run import build_tokenizer, data_module, predict_options
+            from xemogpt.training.run import build_tokenizer, data_module
 
             root = Path(args.memory_data)
             tok = build_tokenizer(root, recipe["model"], recipe["run"]["tokenizer_vocab_size"], None)

@@ -150,7 +150,7 @@ def test_emer_v2_descriptions_media_lookup_and_gb18030_subtitles(tmp_path, media
     # what was written reads back identically
     assert [s.to_dict() for s in read_manifest(out)] == [s.to_dict() for s in res.samples]
     info = read_info(out)
-    assert info["import"]["kept"] == 3 and info["source"]["format"] == "emer_v2"
+    assert info["import"]["kept"] == 3 and info["source"]["format"] == "emer-v2"
     assert sum(info["splits"].values()) == 3
 
     # --labels joined by name (discrete labels here; s3 has none)
@@ -544,7 +544,7 @@ def test_cue_source_choice():
 
 def test_adapters_are_registered():
     names = {e.name for e in registry.entries("data_adapter")}
-    assert {"emer_v2", "emer_v1", "mer2024_ov", "mer_discrete", "ravdess", "cremad", "generic"} <= names
+    assert {"emer-v2", "emer-v1", "mer2024-ov", "mer-discrete", "ravdess", "cremad", "generic"} <= names
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -558,7 +558,7 @@ def test_cli_import_copy_and_strict(tmp_path, media_kit, capsys):
     labels = write_csv(tmp_path / "label.csv", "name,discrete\nk1,happy\nk2,sad\nk3,angry\n")
     subs = write_csv(tmp_path / "sub.csv", "name,sentence\nk1,Yes!\nk2,No.\n")
     out = tmp_path / "out"
-    args = ["data", "import", "--format", "mer_discrete", "--labels", str(labels), "--subtitles", str(subs),
+    args = ["data", "import", "--format", "mer-discrete", "--labels", str(labels), "--subtitles", str(subs),
             "--media", str(media), "--out", str(out)]
     assert main([*args, "--copy", "--split-ratios", "1,0,0", "--seed", "5"]) == 0
     printed = capsys.readouterr().out

@@ -16,8 +16,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("xemogpt.encoders", "xemogpt.bridges", "xemogpt.projectors", "xemogpt.llm", "xemogpt.cues", "xemogpt.metrics",
      "xemogpt.data"),
     ("xemogpt.models",),
-    ("xemogpt.recipe", "xemogpt.describe"),
-    ("xemogpt.training", "xemogpt.evaluation"),
+    # recipes are checked against what reads each section (the trainer's strategies, evaluate_model's arguments)
+    ("xemogpt.recipe", "xemogpt.describe", "xemogpt.training", "xemogpt.evaluation"),
     ("xemogpt.workflows",),
     ("xemogpt.cli", "xemogpt.__main__"),
 ]

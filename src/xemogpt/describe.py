@@ -31,7 +31,7 @@ def missing_weights(recipe: dict[str, Any]) -> list[str]:
 
     Reads only the recipe and the file system (nothing is built), so it is cheap enough to run first.
     """
-    from xemogpt.models.xemogpt import COMPONENT_KINDS
+    from xemogpt.models.spec import COMPONENT_KINDS
 
     problems: list[str] = []
     model = recipe.get("model") or {}
@@ -76,7 +76,8 @@ def _describable_spec(recipe: dict[str, Any]) -> tuple[dict[str, Any], list[str]
 
 def build_meta_model(recipe: dict[str, Any]):
     """The recipe's XEmoGPT on the meta device, no weight file opened."""
-    from xemogpt.models.xemogpt import XEmoGPT, validate_model_spec
+    from xemogpt.models.spec import validate_model_spec
+    from xemogpt.models.xemogpt import XEmoGPT
 
     validate_model_spec(recipe["model"])
     spec, notes = _describable_spec(recipe)

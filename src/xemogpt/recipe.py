@@ -3,12 +3,21 @@
 ``extends: other.yaml`` inherits another recipe (deep merge, this file wins); command-line overrides
 ``key.sub=value`` (values parsed as YAML, list items by index: ``stages.2.epochs=3``) change any key. The resolved
 recipe is saved next to every run.
+
+:func:`validate_recipe` checks every section before any work, so ``data.batch_sise`` fails at once with the key and
+the closest valid one. The keys of each section come from what reads it: ``data`` from
+:class:`~xemogpt.data.datamodule.EmoCueDataModule`'s arguments (values checked against their annotations), ``trainer``
+from ``lightning.Trainer``'s plus :mod:`xemogpt.training.strategies`' own, ``generation`` from transformers'
+``GenerationConfig``, ``eval`` from :func:`~xemogpt.evaluation.evaluate.evaluate_model`'s; ``run`` and ``stages`` keys
+are listed here (``tests/test_recipe.py`` checks that every key the code reads is in them).
 """
 
 from __future__ import annotations
 
 import copy
 import difflib
+import inspect
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +29,27 @@ TOP_LEVEL_KEYS = ("name", "description", "extends", "seed", "model", "data", "st
                   "eval", "run", "checkpoint", "finetune")
 STAGE_KEYS = ("name", "train", "losses", "epochs", "max_steps", "lr", "weight_decay", "warmup", "min_lr_ratio",
               "batch_size", "val_check_interval", "skip", "modality_dropout")
+# What the runner and the workflows read from ``run`` (xemogpt.training.run, xemogpt.workflows, xemogpt.describe).
+RUN_KEYS = ("resume", "threads", "instruction", "tokenizer_vocab_size", "checkpoint_every_n_steps", "record_samples",
+            "feature_memo", "log_every_seconds")
+SYNTH_KEYS = ("n", "seed", "workers", "size")  # data.synth: what xemogpt.training.run.ensure_data passes on
+# eval keys besides evaluate_model's arguments: whether the run evaluates, the label set that travels with a run.
+EVAL_OWN_KEYS = ("enabled", "emotions")
+FINETUNE_KEYS = ("from", "dataset", "llm_head", "lora", "target")
+FINETUNE_DATASET_KEYS = ("generate", "import")
+FINETUNE_GENERATE_KEYS = ("style", "out", "n", "seed", "size", "workers")  # xemogpt.workflows.finetune.prepare_dataset
+FINETUNE_HEAD_MODES = ("keep", "lora")  # finetune.llm_head: keep the head as trained, or add LoRA adapters
+FINETUNE_GENERATE_STYLES = ("moods", "emocue")  # finetune.dataset.generate.style
+# Trainer arguments the runner sets itself (a recipe value would clash or be overwritten), with what to use instead.
+TRAINER_SET_BY_RUNNER = {
+    "default_root_dir": "the run folder is --run-dir",
+    "logger": "each stage logs to logs/<stage>/metrics.csv",
+    "callbacks": "pass callbacks to xemogpt.training.run.train_recipe",
+    "enable_checkpointing": "checkpoints are written by the runner (run.checkpoint_every_n_steps)",
+    "max_epochs": "epochs are set per stage: stages.<i>.epochs",
+}
+# Generation settings the model sets from its tokenizer.
+GENERATION_SET_BY_MODEL = ("pad_token_id", "eos_token_id", "use_cache")
 
 
 class RecipeError(XemoGPTError, ValueError):
@@ -126,29 +156,156 @@ def get_key(recipe: dict[str, Any], dotted: str, default: Any = None) -> Any:
     return node
 
 
+def unknown_key(key: str, valid: Iterable[str]) -> RecipeError:
+    """``unknown recipe key 'data.batch_sise'. Did you mean 'data.batch_size'?`` (``key`` is the full dotted key)."""
+    valid = sorted(valid)
+    section, _, last = key.rpartition(".")
+    prefix = f"{section}." if section else ""
+    near = difflib.get_close_matches(last, valid, n=2)
+    return RecipeError(f"unknown recipe key {key!r}." + (
+        f" Did you mean {', '.join(repr(prefix + n) for n in near)}?" if near
+        else f" Keys{' of ' + section if section else ''}: {', '.join(valid)}."))
+
+
+def check_keys(section: Any, where: str, valid: Iterable[str], reserved: dict[str, str] | None = None) -> dict:
+    """``section`` (the recipe's ``where``) must be a mapping whose keys are all in ``valid``; ``reserved`` keys
+    are refused with the reason. Returns the section ({} for None)."""
+    if section is None:
+        return {}
+    if not isinstance(section, dict):
+        raise RecipeError(f"recipe key {where!r} must be a mapping, got {section!r}")
+    valid = set(valid)
+    for key in section:
+        if reserved and key in reserved:
+            raise RecipeError(f"recipe key '{where}.{key}' is set by xemogpt itself ({reserved[key]}); remove it")
+        if key not in valid:
+            raise unknown_key(f"{where}.{key}", valid)
+    return section
+
+
+def check_choice(value: Any, where: str, choices: Iterable[str]) -> None:
+    choices = tuple(choices)
+    if value not in choices:
+        near = difflib.get_close_matches(str(value), choices, n=1)
+        raise RecipeError(f"recipe key {where!r} must be one of {', '.join(choices)}, got {value!r}."
+                          + (f" Did you mean {near[0]!r}?" if near else ""))
+
+
+def check_types(fn: Any, section: dict[str, Any], where: str) -> None:
+    """Each value of ``section`` against ``fn``'s annotation of the parameter of that name."""
+    from xemogpt import registry
+
+    problem = registry.type_problem(fn, section, where)
+    if problem:
+        raise RecipeError(f"{problem}.")
+
+
+def parameters(fn: Any, skip: Iterable[str] = ()) -> list[str]:
+    """The keyword parameters of ``fn`` (a class: its constructor's), less ``skip``."""
+    params = inspect.signature(fn).parameters.values()
+    return [p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+            and p.name not in ("self", *skip)]
+
+
 def validate_top_level(recipe: dict[str, Any]) -> None:
     for key in recipe:
         if key not in TOP_LEVEL_KEYS:
-            near = difflib.get_close_matches(key, TOP_LEVEL_KEYS, n=2)
-            raise RecipeError(f"unknown recipe key {key!r}." + (f" Did you mean {', '.join(map(repr, near))}?"
-                                                                 if near else f" Keys: {', '.join(TOP_LEVEL_KEYS)}."))
+            raise unknown_key(str(key), TOP_LEVEL_KEYS)
+    if not isinstance(recipe.get("stages") or [], list):
+        raise RecipeError("recipe key 'stages' must be a list of stages")
     for i, st in enumerate(recipe.get("stages") or []):
         if not isinstance(st, dict):
             raise RecipeError(f"stages.{i} must be a mapping")
-        for key in st:
-            if key not in STAGE_KEYS:
-                near = difflib.get_close_matches(key, STAGE_KEYS, n=2)
-                raise RecipeError(f"unknown key 'stages.{i}.{key}'." + (
-                    f" Did you mean {', '.join(map(repr, near))}?" if near else f" Keys: {', '.join(STAGE_KEYS)}."))
+        check_keys(st, f"stages.{i}", STAGE_KEYS)
+
+
+def section_keys() -> dict[str, tuple[str, ...]]:
+    """Every section's valid keys, read from the code that consumes it (dotted sections for nested ones)."""
+    import lightning
+    from transformers import GenerationConfig
+
+    from xemogpt.data.adapters.base import DatasetAdapter
+    from xemogpt.data.datamodule import EmoCueDataModule
+    from xemogpt.evaluation.evaluate import evaluate_model
+    from xemogpt.training.strategies import OWN_KEYS
+
+    generation = [k for k in GenerationConfig().to_dict() if not k.startswith("_") and k != "transformers_version"]
+    return {
+        "data": (*parameters(EmoCueDataModule), "synth"),
+        "data.synth": SYNTH_KEYS,
+        "trainer": tuple(dict.fromkeys([*parameters(lightning.Trainer), *OWN_KEYS])),
+        "generation": (*generation, "greedy"),
+        "eval": (*parameters(evaluate_model, skip=("model", "dm", "out_dir", "training")), *EVAL_OWN_KEYS),
+        "run": RUN_KEYS,
+        "finetune": FINETUNE_KEYS,
+        "finetune.dataset": FINETUNE_DATASET_KEYS,
+        "finetune.dataset.generate": FINETUNE_GENERATE_KEYS,
+        # the adapter's arguments (column_map is spelled map, as --map), the format and --copy
+        "finetune.dataset.import": (*parameters(DatasetAdapter, skip=("column_map",)), "map", "format", "copy"),
+    }
+
+
+def value_choices() -> dict[str, tuple[str, ...]]:
+    """Keys whose values form a small closed set, with that set."""
+    from xemogpt.data.decode import AUDIO_RESAMPLERS, RESAMPLES, SAMPLINGS
+    from xemogpt.data.schema import SPLITS
+    from xemogpt.evaluation.coverage import ALL
+
+    return {"data.cache": ("disk", "memory", "none"), "data.features": ("auto", "off"),
+            "data.frame_resample": RESAMPLES, "data.frame_sampling": SAMPLINGS,
+            "data.audio_resampler": AUDIO_RESAMPLERS, "eval.split": (*SPLITS, ALL),
+            "finetune.llm_head": FINETUNE_HEAD_MODES,
+            "finetune.dataset.generate.style": FINETUNE_GENERATE_STYLES}
+
+
+def validate_sections(recipe: dict[str, Any]) -> None:
+    """Every section but ``model``: its keys (a typo names the full key and the closest valid ones), the values of a
+    closed set, the ``data`` values' types and ``eval.extractor`` (a cue extractor name or spec)."""
+    import lightning
+
+    from xemogpt import registry
+    from xemogpt.data.datamodule import EmoCueDataModule
+    from xemogpt.evaluation.evaluate import evaluate_model
+    from xemogpt.training.strategies import OWN_KEYS
+
+    validate_top_level(recipe)
+    keys = section_keys()
+    data = check_keys(recipe.get("data"), "data", keys["data"])
+    check_keys(data.get("synth") or None, "data.synth", keys["data.synth"])
+    check_types(EmoCueDataModule, {k: v for k, v in data.items() if k != "synth"}, "data")
+    trainer = check_keys(recipe.get("trainer"), "trainer", keys["trainer"], TRAINER_SET_BY_RUNNER)
+    check_types(lightning.Trainer, {k: v for k, v in trainer.items() if k not in OWN_KEYS}, "trainer")
+    check_keys(recipe.get("generation"), "generation", keys["generation"],
+               dict.fromkeys(GENERATION_SET_BY_MODEL, "from the LLM's tokenizer"))
+    ev = check_keys(recipe.get("eval"), "eval", keys["eval"])
+    check_types(evaluate_model, ev, "eval")
+    if ev.get("extractor") is not None:
+        registry.resolve("cue_extractor", ev["extractor"], "eval.extractor")
+    run = check_keys(recipe.get("run"), "run", keys["run"])
+    every = run.get("log_every_seconds")
+    if every is not None and (isinstance(every, bool) or not isinstance(every, (int, float)) or every < 0):
+        raise RecipeError(f"recipe key 'run.log_every_seconds' must be a number of seconds >= 0 (0: no progress "
+                          f"lines), got {every!r}")
+    ft = check_keys(recipe.get("finetune"), "finetune", keys["finetune"])
+    dataset = check_keys(ft.get("dataset"), "finetune.dataset", keys["finetune.dataset"])
+    for part in FINETUNE_DATASET_KEYS:
+        check_keys(dataset.get(part), f"finetune.dataset.{part}", keys[f"finetune.dataset.{part}"])
+    missing = object()
+    for dotted, choices in value_choices().items():
+        value = get_key(recipe, dotted, missing)
+        if value is not missing:
+            check_choice(value, dotted, choices)
 
 
 def validate_recipe(recipe: dict[str, Any]) -> None:
-    """Names, arguments and stages checked before any heavy work (no model is built)."""
-    from xemogpt.models.xemogpt import COMPONENT_KINDS, LOSSES, validate_model_spec
+    """Every section checked before any heavy work (no data is generated, no model is built): component names and
+    arguments, stages, and the keys (and closed-set values) of data, trainer, generation, eval and run."""
+    from xemogpt.models.spec import COMPONENT_KINDS, LOSSES, validate_model_spec
 
     validate_top_level(recipe)
     if "model" not in recipe:
         raise RecipeError("recipe has no 'model' section")
+    validate_sections(recipe)
     validate_model_spec(recipe["model"])
     for i, st in enumerate(recipe.get("stages") or []):
         for comp in st.get("train", []):

@@ -5,16 +5,25 @@ Components are registered by *kind* and a short *name*::
     @register("video_bridge", "vecb")
     class VECB(Component): ...
 
-and built from recipe specs (``{"name": "vecb", "layers": 2}``) with :func:`build`, which checks the name and
-every argument against the constructor's signature *before* anything heavy is constructed, so a typo in a recipe
-fails in milliseconds with the recipe key and the closest valid spellings.
+and built from recipe specs (``{"name": "vecb", "layers": 2}``) with :func:`build`, which checks the name, every
+argument's name and every argument's value against the constructor's signature and type annotations (through
+jsonargparse's type-hint validation) *before* anything heavy is constructed, so a typo in a recipe fails in
+milliseconds with the recipe key and the closest valid spellings, and ``layers: two`` with the type expected.
+
+Names are lower case with hyphens (``hf-clip-vision``, ``emer-v2``, ``ovmer-wheel``). ``aliases`` are other
+spellings that lookups accept (the underscore names of earlier releases: ``--format emer_v2``); listings show the
+canonical name only.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import inspect
+import os
+import types
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,22 +80,28 @@ class Entry:
 
 
 _REGISTRY: dict[str, dict[str, Entry]] = {k: {} for k in KINDS}
+_ALIASES: dict[str, dict[str, str]] = {k: {} for k in KINDS}  # kind -> alias -> canonical name
 _loaded: set[str] = set()
 
 
-def register(kind: str | tuple[str, ...], name: str, *, description: str | None = None):
-    """Class/function decorator that registers ``obj`` under ``kind`` (or several kinds) as ``name``."""
+def register(kind: str | tuple[str, ...], name: str, *, description: str | None = None,
+             aliases: tuple[str, ...] = ()):
+    """Class/function decorator that registers ``obj`` under ``kind`` (or several kinds) as ``name``; lookups also
+    accept each of ``aliases``."""
     kinds = (kind,) if isinstance(kind, str) else tuple(kind)
+    aliases = tuple(a for a in aliases if a != name)
 
     def deco(obj):
         for k in kinds:
             if k not in _REGISTRY:
                 raise RegistryError(f"unknown component kind {k!r}; kinds are: {', '.join(KINDS)}")
-            prev = _REGISTRY[k].get(name)
-            if prev is not None and prev.obj is not obj:
-                raise RegistryError(f"{k} {name!r} is already registered by {prev.qualname}")
+            for n in (name, *aliases):
+                prev = _REGISTRY[k].get(_ALIASES[k].get(n, n))
+                if prev is not None and prev.obj is not obj:
+                    raise RegistryError(f"{k} {n!r} is already registered by {prev.qualname}")
             doc = description if description is not None else (inspect.getdoc(obj) or "").split("\n")[0]
-            _REGISTRY[k][name] = Entry(k, name, obj, doc)
+            _REGISTRY[k][name] = Entry(k, name, obj, doc, aliases)
+            _ALIASES[k].update(dict.fromkeys(aliases, name))
         obj._registry_names = getattr(obj, "_registry_names", ()) + tuple((k, name) for k in kinds)
         return obj
 
@@ -109,20 +124,38 @@ def _close(word: str, options: list[str]) -> str:
     return f" Did you mean {', '.join(repr(n) for n in near)}?" if near else ""
 
 
+def canonical(kind: str, name: str) -> str:
+    """The registered name that ``name`` (a name or an alias) stands for; ``name`` itself when unknown."""
+    load_builtins(kind)
+    return _ALIASES.get(kind, {}).get(name, name)
+
+
 def get(kind: str, name: str, *, key: str | None = None) -> Entry:
-    """Return the registry entry for ``kind``/``name``; errors name the recipe ``key`` and suggest close names."""
+    """Return the registry entry for ``kind``/``name`` (or an alias of it); errors name the recipe ``key`` and suggest
+    close names."""
     load_builtins(kind)
     where = f" (recipe key '{key}')" if key else ""
     if kind not in _REGISTRY:
         raise RegistryError(f"unknown component kind {kind!r}{where}.{_close(kind, list(KINDS))}")
     table = _REGISTRY[kind]
+    name = _ALIASES[kind].get(name, name)
     if name not in table:
         names = sorted(table)
+        # an alias close to the typo suggests the name it stands for
+        near = difflib.get_close_matches(name, names + sorted(_ALIASES[kind]), n=3, cutoff=0.5)
+        near = list(dict.fromkeys(_ALIASES[kind].get(n, n) for n in near))
+        hint = f" Did you mean {', '.join(repr(n) for n in near)}?" if near else ""
         raise RegistryError(
-            f"unknown {kind} {name!r}{where}.{_close(name, names)} "
+            f"unknown {kind} {name!r}{where}.{hint} "
             f"Registered {kind}s: {', '.join(names) or '(none)'}. Run `xemogpt zoo` to list every component."
         )
     return table[name]
+
+
+def names(kind: str, *, aliases: bool = False) -> list[str]:
+    """The registered names of ``kind``, sorted (and every alias after them with ``aliases=True``)."""
+    load_builtins(kind)
+    return sorted(_REGISTRY[kind]) + (sorted(_ALIASES[kind]) if aliases else [])
 
 
 def entries(kind: str | None = None) -> list[Entry]:
@@ -169,6 +202,90 @@ def check_arguments(entry: Entry, kwargs: dict[str, Any], key: str, *, provided:
         raise RegistryError(
             f"{entry.kind} {entry.name!r} (recipe key '{key}') needs argument(s) {', '.join(missing)}."
         )
+    problem = type_problem(entry.obj, kwargs, key)
+    if problem:
+        raise RegistryError(f"{problem} ({entry.kind} {entry.name!r}).")
+
+
+# --- argument types -----------------------------------------------------------------------------------------------
+@functools.cache
+def _hints(obj: Callable[..., Any]) -> dict[str, Any]:
+    """The parameter annotations of ``obj`` (a class: its ``__init__``) as types; ones that do not resolve (names
+    imported only for type checkers) are left out, so they are not checked."""
+    fn = obj.__init__ if inspect.isclass(obj) else obj
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:  # noqa: BLE001 - one unresolvable annotation: resolve the others one by one
+        hints = {}
+        for n, p in inspect.signature(fn).parameters.items():
+            ann = p.annotation
+            try:
+                hints[n] = eval(ann, getattr(fn, "__globals__", {})) if isinstance(ann, str) else ann  # noqa: S307
+            except Exception:  # noqa: BLE001
+                continue
+    hints.pop("return", None)
+    return {n: h for n, h in hints.items() if h is not inspect.Parameter.empty and h is not Any}
+
+
+@functools.cache
+def _parser(hint: Any):
+    """A jsonargparse parser of one value of type ``hint`` (its type-hint validation: unions, Literal, containers,
+    paths ...)."""
+    from jsonargparse import ArgumentParser
+
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_argument("--value", type=hint)
+    return parser
+
+
+def type_name(hint: Any) -> str:
+    """``int | float | None`` rather than ``typing.Union[int, float, NoneType]``."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is type(None):
+        return "None"
+    if hint is Ellipsis:
+        return "..."
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(type_name(a) for a in args)
+    if origin is typing.Literal:
+        return " | ".join(repr(a) for a in args)
+    if origin is not None and args:
+        return f"{getattr(origin, '__name__', str(origin))}[{', '.join(type_name(a) for a in args)}]"
+    return getattr(hint, "__name__", str(hint).replace("typing.", ""))
+
+
+def value_problem(hint: Any, value: Any) -> str | None:
+    """Why ``value`` is not a ``hint``, or None when it is. A string that would only pass after conversion (``'2'`` for
+    an int, ``'1e-3'`` for a float: YAML reads exponents without a dot as strings) is a problem too, since the
+    constructor receives the string."""
+    from jsonargparse import ArgumentError
+
+    try:
+        parser = _parser(hint)
+    except (TypeError, ValueError):  # a type jsonargparse cannot check (hashing or building its parser failed)
+        return None
+    try:
+        parsed = parser.parse_object({"value": value}).value
+    except (ArgumentError, TypeError, ValueError):
+        return f"expects {type_name(hint)}, got {value!r}"
+    if isinstance(value, str) and not isinstance(parsed, (str, os.PathLike)):
+        hint_s = " (write a number with a dot: 1.0e-3, not 1e-3)" if isinstance(parsed, float) else ""
+        return f"expects {type_name(hint)}, got the string {value!r}{hint_s}"
+    return None
+
+
+def type_problem(obj: Callable[..., Any], kwargs: dict[str, Any], key: str) -> str | None:
+    """The first argument in ``kwargs`` whose value does not match ``obj``'s annotation of it, as ``recipe key 'K.arg'
+    expects T, got V``; None when all match (unannotated arguments are not checked)."""
+    if not kwargs:
+        return None
+    hints = _hints(obj)
+    for arg, value in kwargs.items():
+        if arg in hints:
+            problem = value_problem(hints[arg], value)
+            if problem:
+                return f"recipe key '{key}.{arg}' {problem}"
+    return None
 
 
 def resolve(kind: str, spec: Any, key: str, *, provided: tuple[str, ...] = ()) -> tuple[Entry, dict[str, Any]]:

@@ -10,7 +10,10 @@ from xemogpt.registry import register
 
 @register(("video_bridge", "audio_bridge"), "none")
 class IdentityBridge(Component):
-    """x (B, N, input_dim), mask (B, N) -> x unchanged (output_dim = input_dim)."""
+    """No bridge: the encoder's tokens pass through unchanged.
+
+    x (B, N, input_dim), mask (B, N) -> x unchanged (output_dim = input_dim).
+    """
 
     def __init__(self, input_dim: int, text_dim: int | None = None) -> None:
         super().__init__()

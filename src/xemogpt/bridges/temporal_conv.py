@@ -32,7 +32,7 @@ class ConvBlock(nn.Module):
 
 @register(("video_bridge", "audio_bridge"), "temporal-conv")
 class TemporalConvBridge(AlignmentBridge):
-    """Residual 1-D convolutions along time (dilation doubling per layer when ``dilated``).
+    """Residual 1-D convolutions along time, with the dilation optionally doubling per layer.
 
     forward: x (B, N, input_dim), mask (B, N) -> (B, N, dim); padded steps zeroed.
 

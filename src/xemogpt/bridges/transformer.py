@@ -12,7 +12,7 @@ from xemogpt.registry import register
 
 @register(("video_bridge", "audio_bridge"), "transformer")
 class TransformerBridge(AlignmentBridge):
-    """``layers`` pre-LN transformer layers, with an optional learned position embedding.
+    """Pre-LN transformer layers over the encoder tokens, with an optional learned position embedding.
 
     forward: x (B, N, input_dim), mask (B, N) -> (B, N, dim).
 

@@ -3,7 +3,7 @@ portable checkpoints and the released XEmoGPT format.
 
 | module | holds |
 |---|---|
-| :mod:`.pretrained` | a component's weights source: local folder, ``checkpoints/...``, or a hub id through the local cache |
+| :mod:`.pretrained` | where a component's weights come from: a local folder or a hub id through the local cache |
 | :mod:`.files` | safe reads (``weights_only=True``), atomic writes, run checkpoints, consolidating sharded ones |
 | :mod:`.components` | one component as a folder (``component.json`` + ``model.safetensors``) |
 | :mod:`.portable` | checkpoints that rebuild without the pretrained folders they were trained from |

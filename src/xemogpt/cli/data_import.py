@@ -5,9 +5,9 @@ or imperfect sample) and DIR/media (symlinks to the clips, or copies with --copy
 counted; --strict stops at the first one.
 
 Examples:
-  xemogpt data import --format mer_discrete --labels label.csv --subtitles subtitle.csv --media video --out data/mer
-  xemogpt data import --format emer_v2 --descriptions emer.csv --media video --media audio --out data/emer
-  xemogpt data import --format emer_v2 --descriptions emer.csv --media video --out data/emer --cues openai \
+  xemogpt data import --format mer-discrete --labels label.csv --subtitles subtitle.csv --media video --out data/mer
+  xemogpt data import --format emer-v2 --descriptions emer.csv --media video --media audio --out data/emer
+  xemogpt data import --format emer-v2 --descriptions emer.csv --media video --out data/emer --cues openai \
       --prompt-from extract_clue.py --api-key-env DEEPSEEK_API_KEY      # reference cues as the paper made them
   xemogpt data import --format ravdess --media RAVDESS --out data/ravdess --split-ratios 0.8,0.1,0.1 --seed 1
   xemogpt data import --format generic --labels clips.csv --map id=clip --map emotion=label --out data/mine
@@ -21,12 +21,19 @@ import sys
 from xemogpt.cli.llm_options import add_llm_arguments
 
 COMMAND = ("data", "import")
-FORMATS = ("emer_v2", "emer_v1", "mer2024_ov", "mer_discrete", "ravdess", "cremad", "generic")
+FORMATS = ("emer-v2", "emer-v1", "mer2024-ov", "mer-discrete", "ravdess", "cremad", "generic")
+
+
+def _format(name: str) -> str:
+    """``--format`` value -> the adapter's registered name (the underscore spellings ``emer_v2`` ... are aliases)."""
+    from xemogpt import registry
+
+    return registry.canonical("data_adapter", name)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.add_argument("--format", required=True, choices=FORMATS, help="the source dataset's layout")
+    p.add_argument("--format", required=True, type=_format, choices=FORMATS, help="the source dataset's layout")
     p.add_argument("--out", required=True, help="output dataset folder (created)")
     p.add_argument("--media", action="append", default=[], metavar="DIR",
                    help="folder searched (recursively) for <name>.<ext> media; repeat for several folders")

@@ -28,7 +28,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         out: dict[str, list] = {}
         for e in entries:
-            out.setdefault(e.kind, []).append({"name": e.name, "class": e.qualname, "description": e.description})
+            out.setdefault(e.kind, []).append({"name": e.name, "class": e.qualname, "description": e.description,
+                                               "aliases": list(e.aliases)})
         print(json.dumps(out, indent=2))
         return 0
     kind = None
@@ -36,5 +37,6 @@ def run(args: argparse.Namespace) -> int:
         if e.kind != kind:
             kind = e.kind
             print(f"\n{kind}:")
-        print(f"  {e.name:<24} {e.description}")
+        also = f" (also: {', '.join(e.aliases)})" if e.aliases else ""
+        print(f"  {e.name:<24} {e.description}{also}")
     return 0

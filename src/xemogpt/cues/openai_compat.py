@@ -218,7 +218,7 @@ def _parse_json_content(content: Any) -> Any:
 
 @register("cue_extractor", "openai")
 class OpenAICueExtractor(CueExtractor):
-    """Cue extraction through an OpenAI-compatible ``/chat/completions`` endpoint.
+    """Cue extraction through any OpenAI-compatible chat completions endpoint.
 
     Args:
         endpoint: base URL (``https://api.deepseek.com``, ``http://localhost:8000/v1``) or the full

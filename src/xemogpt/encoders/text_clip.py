@@ -19,7 +19,9 @@ CLIP_TEXT_FOLDER = WeightArg("folder", "a Hugging Face CLIPModel (or CLIPTextMod
 
 @register("text_encoder", "clip-text")
 class ClipTextEncoder(Component):
-    """Frozen CLIP text tower: list of B strings -> (B, projection_dim) embeddings (768 for ViT-L/14), exactly
+    """Frozen CLIP text tower that embeds cue texts as CLIPModel.get_text_features does.
+
+    List of B strings -> (B, projection_dim) embeddings (768 for ViT-L/14), exactly
     ``CLIPModel.get_text_features`` of the folder (what the official VECB aligns with), L2-normalised only when
     ``normalize`` is set. From a full CLIPModel folder the projection width is the model's top-level
     ``projection_dim``, whatever its ``text_config`` says.

@@ -27,9 +27,11 @@ def bundled_minilm_path() -> str:
 
 @register("text_encoder", "sentence-transformers")
 class SentenceTransformerEncoder(Component):
-    """Frozen sentence-transformers model: list of B strings -> (B, output_dim) embeddings, exactly what the
-    folder's pipeline gives (``SentenceTransformer.encode``, as the released AECB's text side calls it; LaBSE and
-    all-MiniLM-L6-v2 end in a Normalize module, so theirs are unit length).
+    """Frozen sentence-transformers model that embeds cue texts (LaBSE in the paper, all-MiniLM-L6-v2 bundled).
+
+    List of B strings -> (B, output_dim) embeddings, exactly what the folder's pipeline gives
+    (``SentenceTransformer.encode``, as the released AECB's text side calls it; LaBSE and all-MiniLM-L6-v2 end in a
+    Normalize module, so theirs are unit length).
 
     Args:
         path: a local sentence-transformers folder (LaBSE in the paper); None uses the bundled all-MiniLM-L6-v2.

@@ -1,7 +1,7 @@
 """Evaluation metrics: EmoCue-360 (cue level), OV-MER and its emotion-wheel variant, discrete emotion metrics.
 
-Importing this package registers every metric under kind ``metric``: ``emocue360``, ``ovmer``, ``ovmer_wheel``,
-``accuracy``, ``weighted_f1``, ``uar``, ``war``. The plain functions (``emocue360``, ``ovmer``, ``ovmer_wheel``,
+Importing this package registers every metric under kind ``metric``: ``emocue360``, ``ovmer``, ``ovmer-wheel``,
+``accuracy``, ``weighted-f1``, ``uar``, ``war``. The plain functions (``emocue360``, ``ovmer``, ``ovmer_wheel``,
 ``discrete_scores``) score whole files at once; the registered classes are torchmetrics Metrics for training loops.
 """
 

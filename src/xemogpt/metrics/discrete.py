@@ -23,7 +23,10 @@ from xemogpt.registry import register
 
 @register("metric", "uar")
 class UnweightedAverageRecall(MulticlassStatScores):
-    """UAR: mean per-class recall over classes present in the targets. preds/target: (N,) class ids or (N, C)."""
+    """Unweighted average recall (UAR): the mean recall over the classes present in the targets.
+
+    preds/target: (N,) class ids or (N, C).
+    """
 
     higher_is_better = True
 
@@ -56,7 +59,7 @@ def war(num_classes: int, **kwargs: Any) -> MulticlassAccuracy:
     return MulticlassAccuracy(num_classes=num_classes, average="micro", **kwargs)
 
 
-@register("metric", "weighted_f1")
+@register("metric", "weighted-f1", aliases=("weighted_f1",))
 def weighted_f1(num_classes: int, **kwargs: Any) -> MulticlassF1Score:
     """Per-class F1 weighted by reference support."""
     return MulticlassF1Score(num_classes=num_classes, average="weighted", **kwargs)

@@ -17,7 +17,9 @@ _COUNTS = ("n", "skipped_empty_ref", "empty_pred", "missing_key")
 
 @register("metric", "emocue360")
 class EmoCue360(Metric):
-    """Cue-level precision / recall / F1 per modality (see :mod:`xemogpt.metrics.emocue360` for the rules).
+    """EmoCue-360: cue-level precision, recall and F1 per modality as a torchmetrics Metric.
+
+    The rules are in :mod:`xemogpt.metrics.emocue360`.
 
     ``update(preds, refs)`` takes ``{name: {"visual": [...], "auditory": [...], "emotional": [...]}}`` mappings
     (only names in ``preds`` are scored) or two aligned lists of such cue dicts. Each update encodes the distinct

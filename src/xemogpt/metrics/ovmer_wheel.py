@@ -311,7 +311,7 @@ def ew_level1(pred: Mapping[str, Any], ref: Mapping[str, Any], wheels: EmotionWh
         "n": {name: w["n"] for name, w in res["wheels"].items()}}
 
 
-@register("metric", "ovmer_wheel")
+@register("metric", "ovmer-wheel", aliases=("ovmer_wheel",))
 class OVMERWheel(Metric):
     """Emotion-wheel OV-MER as a torchmetrics Metric.
 

@@ -11,7 +11,9 @@ from xemogpt.registry import register
 
 @register("projector", "linear")
 class LinearProjector(Component):
-    """x (B, N, input_dim), mask (B, N) -> (B, N, output_dim), mask unchanged.
+    """One linear layer that maps every token to the LLM width (the paper's projector).
+
+    x (B, N, input_dim), mask (B, N) -> (B, N, output_dim), mask unchanged.
 
     Args:
         input_dim: bridge width (wired in). output_dim: LLM hidden size (wired in).

@@ -11,7 +11,9 @@ from xemogpt.registry import register
 
 @register("projector", "mlp")
 class MLPProjector(Component):
-    """Linear -> GELU -> Linear (``depth`` Linear layers, LLaVA's ``mlp2x_gelu`` at depth 2) on every token.
+    """Linear layers with GELU between them on every token (LLaVA's mlp2x_gelu at depth 2).
+
+    ``depth`` Linear layers: Linear -> GELU -> Linear at depth 2.
 
     x (B, N, input_dim), mask (B, N) -> (B, N, output_dim), mask unchanged.
 

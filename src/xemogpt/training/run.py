@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,7 @@ def make_trainer(recipe: dict[str, Any], run_dir: Path, stage: dict[str, Any], c
     import lightning as L
     from lightning.pytorch.loggers import CSVLogger
 
+    from xemogpt.training.progress import progress_callbacks
     from xemogpt.training.strategies import trainer_options
 
     opts = trainer_options(recipe.get("trainer"), model)
@@ -144,6 +146,8 @@ def make_trainer(recipe: dict[str, Any], run_dir: Path, stage: dict[str, Any], c
     opts.setdefault("log_every_n_steps", 10)
     opts.setdefault("enable_model_summary", False)
     opts.setdefault("num_sanity_val_steps", 0)
+    # a bar redrawn into a log file is noise: without a terminal the LogProgress lines report instead
+    opts.setdefault("enable_progress_bar", sys.stdout.isatty())
     if "max_steps" in stage:
         opts["max_steps"] = int(stage["max_steps"])
         opts.setdefault("max_epochs", -1)
@@ -152,7 +156,7 @@ def make_trainer(recipe: dict[str, Any], run_dir: Path, stage: dict[str, Any], c
     if "val_check_interval" in stage:
         opts["val_check_interval"] = stage["val_check_interval"]
     logger = CSVLogger(save_dir=str(run_dir), name="logs", version=log_version or stage["name"])
-    return L.Trainer(default_root_dir=str(run_dir), logger=logger, callbacks=callbacks or [],
-                     enable_checkpointing=False, **opts)
+    return L.Trainer(default_root_dir=str(run_dir), logger=logger, callbacks=[*(callbacks or []), *progress_callbacks(
+                     recipe, stage)], enable_checkpointing=False, **opts)
 
 

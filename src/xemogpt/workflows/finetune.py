@@ -33,12 +33,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from xemogpt.recipe import RecipeError, save_recipe
+from xemogpt.recipe import FINETUNE_GENERATE_STYLES as GENERATE_STYLES
+from xemogpt.recipe import FINETUNE_HEAD_MODES as HEAD_MODES
+from xemogpt.recipe import RecipeError, save_recipe, validate_sections
 
 MERGED_KEYS = ("data", "trainer", "generation", "eval", "run")
 LOWER_IS_BETTER = ("lm_loss",)  # every other metric of the evaluation is better when higher
-HEAD_MODES = ("keep", "lora")
-GENERATE_STYLES = ("moods", "emocue")
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -105,7 +105,7 @@ def prepare_dataset(ft: dict[str, Any], root: Path, echo=print) -> Path:
 
     fmt = imp.get("format")
     if not fmt:
-        raise RecipeError("finetune.dataset.import.format is missing (generic, emer_v2, mer_discrete, ravdess ...)")
+        raise RecipeError("finetune.dataset.import.format is missing (generic, emer-v2, mer-discrete, ravdess ...)")
     cmap = imp.get("map") or {}
     cmap = parse_map(cmap) if isinstance(cmap, list) else {str(k): str(v) for k, v in cmap.items()}
     media = imp.get("media") or []
@@ -191,6 +191,7 @@ def finetune(recipe: dict[str, Any], run_dir: str | Path, evaluate: bool = True,
     if not ft:
         raise RecipeError(f"recipe {recipe.get('name')!r} has no 'finetune' section: it is a training recipe (use "
                           "`make train`); fine-tune recipes, e.g. recipes/finetune/moods-tiny.yaml, say where to start")
+    validate_sections(recipe)  # a typo in any section fails before the starting model loads
     source = ft.get("from")
     if not source:
         raise RecipeError("finetune.from is missing: the run folder, export folder or .ckpt to start from")

@@ -1,14 +1,15 @@
 """Dataset adapters: other emotion datasets into the EmoCue schema (``xemogpt data import --format F``).
 
-Each adapter is registered under kind ``data_adapter``: ``emer_v2``, ``emer_v1``, ``mer2024_ov``,
-``mer_discrete``, ``ravdess``, ``cremad``, ``generic``. All share :class:`DatasetAdapter.load` (media lookup,
-joins, splits, cues, problem counting) and :func:`import_dataset` (media placed under ``DIR/media``, manifest
-written). Problems are skipped and counted in an :class:`ImportReport`, or raise with ``strict=True``.
+Each adapter is registered under kind ``data_adapter``: ``emer-v2``, ``emer-v1``, ``mer2024-ov``,
+``mer-discrete``, ``ravdess``, ``cremad``, ``generic`` (the underscore spellings ``emer_v2`` ... are aliases). All
+share :class:`DatasetAdapter.load` (media lookup, joins, splits, cues, problem counting) and :func:`import_dataset`
+(media placed under ``DIR/media``, manifest written). Problems are skipped and counted in an
+:class:`ImportReport`, or raise with ``strict=True``.
 
 Example::
 
     from xemogpt.data.adapters import get_adapter, import_dataset
-    adapter = get_adapter("mer_discrete")(["/data/mer/video"], labels="label.csv", subtitles="subtitle.csv")
+    adapter = get_adapter("mer-discrete")(["/data/mer/video"], labels="label.csv", subtitles="subtitle.csv")
     result = import_dataset(adapter, "data/mer")
     print(result.report.summary())
 """
@@ -33,13 +34,10 @@ ADAPTERS: dict[str, type[DatasetAdapter]] = {
 
 
 def get_adapter(name: str) -> type[DatasetAdapter]:
-    """The adapter class registered as ``name`` (errors suggest close names).
+    """The adapter class registered as ``name`` or an alias of it (errors suggest close names).
 
-    Built-in names are answered without loading the whole registry (which imports every encoder, torch and
-    Lightning: seconds that a data import does not need); other names go through the registry.
+    A registry lookup of this kind imports this package only, not the encoders a data import does not need.
     """
-    if name in ADAPTERS:
-        return ADAPTERS[name]
     from xemogpt import registry
 
     return registry.get("data_adapter", name).obj

@@ -1,10 +1,10 @@
 """EMER description datasets: the target paragraph is the description; cues are derived from it.
 
-* ``emer_v2``: ``name,chinese,english`` (EMER v2 / AffectGPT-style descriptions), as published in
+* ``emer-v2``: ``name,chinese,english`` (EMER v2 / AffectGPT-style descriptions), as published in
   zeroQiaoba/AffectGPT ``EMER/dataset-v2/final-EMER-reason.csv`` (332 rows, UTF-8, quoted multi-sentence English
   with doubled quotes). The dataset's README calls the id column ``names``; either header is read, and a file with
   only the language column in use (``name,english``) is enough.
-* ``emer_v1``: ``names,emotions,subtitles,reasons`` (the first EMER release: labels, subtitle and reasoning).
+* ``emer-v1``: ``names,emotions,subtitles,reasons`` (the first EMER release: labels, subtitle and reasoning).
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from xemogpt.data.adapters.tables import read_csv
 from xemogpt.registry import register
 
 
-@register("data_adapter", "emer_v2")
+@register("data_adapter", "emer-v2", aliases=("emer_v2",))
 class EmerV2Adapter(DatasetAdapter):
     """EMER v2 descriptions: CSV name,chinese,english (--descriptions); optional --labels and --subtitles."""
 
-    name = "emer_v2"
+    name = "emer-v2"
     inputs = ("descriptions", "labels", "subtitles")
     required_input = "descriptions"
 
@@ -44,11 +44,11 @@ class EmerV2Adapter(DatasetAdapter):
             yield SourceRecord(id=name, where=row.where, description=text, row=row)
 
 
-@register("data_adapter", "emer_v1")
+@register("data_adapter", "emer-v1", aliases=("emer_v1",))
 class EmerV1Adapter(DatasetAdapter):
     """EMER v1: CSV names,emotions,subtitles,reasons (--descriptions); reasons become the target description."""
 
-    name = "emer_v1"
+    name = "emer-v1"
     inputs = ("descriptions", "labels", "subtitles")
     required_input = "descriptions"
 

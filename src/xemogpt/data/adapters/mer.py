@@ -1,7 +1,7 @@
 """MER-challenge label files.
 
-* ``mer2024_ov``: open-vocabulary labels, CSV ``name,openset`` with a Python-list string per row.
-* ``mer_discrete``: discrete labels, CSV ``name,discrete[,valence]``.
+* ``mer2024-ov``: open-vocabulary labels, CSV ``name,openset`` with a Python-list string per row.
+* ``mer-discrete``: discrete labels, CSV ``name,discrete[,valence]``.
 
 Both take subtitles from ``--subtitles`` (``name,sentence`` or ``name,chinese,english``).
 """
@@ -18,11 +18,11 @@ from xemogpt.data.adapters.tables import read_csv
 from xemogpt.registry import register
 
 
-@register("data_adapter", "mer2024_ov")
+@register("data_adapter", "mer2024-ov", aliases=("mer2024_ov",))
 class Mer2024OVAdapter(DatasetAdapter):
     """MER2024 open-vocabulary labels: CSV name,openset (--labels); optional --subtitles."""
 
-    name = "mer2024_ov"
+    name = "mer2024-ov"
     joins_labels = False
     inputs = ("labels", "subtitles")
     required_input = "labels"
@@ -46,11 +46,11 @@ class Mer2024OVAdapter(DatasetAdapter):
             yield SourceRecord(id=name, where=row.where, labels=labels, row=row)
 
 
-@register("data_adapter", "mer_discrete")
+@register("data_adapter", "mer-discrete", aliases=("mer_discrete",))
 class MerDiscreteAdapter(DatasetAdapter):
     """MER-style discrete labels: CSV name,discrete[,valence] (--labels); optional --subtitles."""
 
-    name = "mer_discrete"
+    name = "mer-discrete"
     joins_labels = False
     inputs = ("labels", "subtitles")
     required_input = "labels"
