@@ -202,6 +202,8 @@ class CLIPLayer(nn.Module):
     Parameter names: ``layer_norm1``, ``self_attn.{q,k,v,out}_proj``, ``layer_norm2``, ``mlp.fc1``, ``mlp.fc2``.
     """
 
+    is_transformer_block = True  # FSDP wraps it as a unit; activation checkpointing recomputes it
+
     def __init__(self, shape: LayerShape) -> None:
         super().__init__()
         d = shape.hidden_size
@@ -235,6 +237,8 @@ class HubertLayer(nn.Module):
     Parameter names: ``attention.{q,k,v,out}_proj``, ``layer_norm``, ``feed_forward.{intermediate,output}_dense``,
     ``final_layer_norm``. Dropouts come from the HuBERT config (hidden, attention, activation).
     """
+
+    is_transformer_block = True
 
     def __init__(self, shape: LayerShape) -> None:
         super().__init__()

@@ -46,13 +46,15 @@ class StrategyError(XemoGPTError, ValueError):
 # --- blocks -------------------------------------------------------------------------------------------------------
 def block_classes(model: nn.Module) -> set[type[nn.Module]]:
     """Transformer block classes inside ``model``: every Hugging Face model's ``_no_split_modules`` (Qwen3DecoderLayer,
-    CLIPEncoderLayer, HubertEncoderLayer ...) and ``nn.TransformerEncoderLayer`` (the bridges' layers)."""
+    CLIPEncoderLayer, HubertEncoderLayer ...), ``nn.TransformerEncoderLayer`` (the ablation bridges' layers) and
+    every class that declares ``is_transformer_block = True`` (the paper bridges' CLIPLayer and HubertLayer)."""
     names: set[str] = set()
     for m in model.modules():
         names.update(getattr(m, "_no_split_modules", None) or [])
     out: set[type[nn.Module]] = set()
     for m in model.modules():
-        if type(m).__name__ in names or isinstance(m, nn.TransformerEncoderLayer):
+        if (type(m).__name__ in names or isinstance(m, nn.TransformerEncoderLayer)
+                or getattr(type(m), "is_transformer_block", False)):
             out.add(type(m))
     return out
 
