@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     results = evaluate_model(model, dm, out, split=args.split, extractor=extractor, batch_size=args.batch_size,
                              baselines=not args.no_baselines, max_new_tokens=args.max_new_tokens,
                              num_beams=args.num_beams, do_sample=args.do_sample, temperature=args.temperature,
-                             top_p=args.top_p)
+                             top_p=args.top_p, seed=int(recipe.get("seed", 0)))
     print_metrics(results)
     print(f"\nwrote {out}/predictions.jsonl, metrics.json, report.md")
     return 0

@@ -17,10 +17,15 @@ Metrics (all written to ``metrics.json`` and ``report.md``):
 
 Baselines beside the model: ``majority`` (every sample gets a typical training description of the most frequent
 training emotion) and ``shuffled`` (the model's own predictions shuffled across samples).
+
+Reproducibility: generation runs with the global random generators seeded from ``seed`` and restored afterwards, so
+sampled descriptions (``do_sample``) are a function of the model, the data and the seed, never of what the process
+ran before, and an evaluation leaves the caller's random streams (e.g. a fine-tune's training) untouched.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import re
@@ -43,8 +48,33 @@ def emotion_vocabulary(samples: list[EmoCueSample]) -> tuple[str, ...]:
     return tuple(sorted(found | set(EMOTIONS)))
 
 
-def generate_predictions(model, dm, split: str = "test", batch_size: int = 32, **gen: Any) -> list[dict[str, Any]]:
-    """Generate a description for every sample of ``split`` -> records {id, prediction, reference, emotion}."""
+def generate_predictions(model, dm, split: str = "test", batch_size: int = 32, seed: int = 0,
+                         **gen: Any) -> list[dict[str, Any]]:
+    """Generate a description for every sample of ``split`` -> records {id, prediction, reference, emotion}.
+
+    The random generators are seeded with ``seed`` for the duration (sampling draws the same tokens for the same
+    model, data, batch size and seed) and restored afterwards.
+    """
+    with seeded_rng(seed):
+        return _generate(model, dm, split, batch_size, **gen)
+
+
+@contextlib.contextmanager
+def seeded_rng(seed: int):
+    """Context manager: torch (every device), numpy and Python's ``random`` seeded with ``seed`` inside, the caller's
+    random states back on exit (unlike ``seed_everything`` it sets no environment variable)."""
+    import torch
+
+    from xemogpt.training.callbacks import preserve_rng
+
+    with preserve_rng():
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)
+        random.seed(seed)
+        yield
+
+
+def _generate(model, dm, split: str, batch_size: int, **gen: Any) -> list[dict[str, Any]]:
     from tqdm.auto import tqdm
 
     loader = dm._loader(split, shuffle=False, batch_size=batch_size)
@@ -204,13 +234,16 @@ def build_extractor(extractor: Any) -> tuple[Any, str]:
 
 
 def evaluate_model(model, dm, out_dir: str | Path, split: str = "test", extractor: Any = "offline",
-                   batch_size: int = 32, baselines: bool = True, **gen: Any) -> dict[str, Any]:
-    """Generate for ``split``, score everything, write predictions.jsonl, metrics.json and report.md."""
+                   batch_size: int = 32, baselines: bool = True, seed: int = 0, **gen: Any) -> dict[str, Any]:
+    """Generate for ``split``, score everything, write predictions.jsonl, metrics.json and report.md.
+
+    ``seed``: the random state generation starts from (matters only when sampling; see the module docstring).
+    """
     from xemogpt.evaluation.report import write_report
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    records = generate_predictions(model, dm, split, batch_size, **gen)
+    records = generate_predictions(model, dm, split, batch_size, seed=seed, **gen)
     by_id = {s.id: s for s in dm.samples}
     samples = [by_id[r["id"]] for r in records]
     texts = [r["prediction"] for r in records]

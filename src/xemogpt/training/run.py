@@ -432,7 +432,8 @@ def train_recipe(recipe: dict[str, Any], run_dir: str | Path, evaluate: bool = T
             else:
                 progress.start(i, name)
             try:
-                trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path)
+                # weights_only: a resumable checkpoint holds tensors and plain values only (see RNGState)
+                trainer.fit(model, datamodule=dm, ckpt_path=ckpt_path, weights_only=True)
             except cb.RunInterrupted as e:
                 progress.stop("interrupted", str(e))
                 raise
@@ -475,7 +476,7 @@ def train_recipe(recipe: dict[str, Any], run_dir: str | Path, evaluate: bool = T
         ev = recipe.get("eval") or {}
         metrics = evaluate_model(model, dm, run_dir / "eval", split=ev.get("split", "test"),
                                  extractor=ev.get("extractor", "offline"), batch_size=int(ev.get("batch_size", 32)),
-                                 baselines=bool(ev.get("baselines", True)))
+                                 baselines=bool(ev.get("baselines", True)), seed=seed)
         timings["eval"] = round(time.time() - te, 1)
         summary["metrics"] = metrics
     timings["total"] = round(time.time() - t0, 1)

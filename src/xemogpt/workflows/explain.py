@@ -162,6 +162,7 @@ def explain_clip(clip: str | Path, audio: str | Path | None = None, subtitle: st
     from xemogpt.data.decode import decode_clip
     from xemogpt.data.schema import EmoCueSample
     from xemogpt.data.synth.cues import CONCLUSION, emotion_from_text, split_sentences
+    from xemogpt.evaluation.evaluate import seeded_rng
     from xemogpt.training.checkpoints import CheckpointError, load_model, run_recipe_of
 
     clip = str(clip)
@@ -192,7 +193,8 @@ def explain_clip(clip: str | Path, audio: str | Path | None = None, subtitle: st
         batch["audio"] = torch.zeros(1, st["sample_rate"])
         batch["audio_mask"] = torch.zeros(1, st["sample_rate"], dtype=torch.bool)
     batch = {k: (v.to(model.device) if hasattr(v, "to") else v) for k, v in batch.items()}
-    text = model.generate(batch, **generation)[0]
+    with seeded_rng(int(recipe.get("seed", 0))):  # sampled descriptions depend on the seed alone
+        text = model.generate(batch, **generation)[0]
     attention = modality_attention(model, batch, text)
 
     ext = registry.build("cue_extractor", extractor, "--extractor")

@@ -168,7 +168,8 @@ def _evaluate(model, dm, resolved: dict[str, Any], out_dir: Path) -> dict[str, A
     ev = resolved.get("eval") or {}
     split = ev.get("split", "test")
     metrics = evaluate_model(model, dm, out_dir, split=split, extractor=ev.get("extractor", "offline"),
-                             batch_size=int(ev.get("batch_size", 32)), baselines=bool(ev.get("baselines", True)))
+                             batch_size=int(ev.get("batch_size", 32)), baselines=bool(ev.get("baselines", True)),
+                             seed=int(resolved.get("seed", 0)))
     metrics["model"]["lm_loss"] = lm_loss(model, dm, split, int(ev.get("batch_size", 32)))
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     return metrics
@@ -180,6 +181,7 @@ def finetune(recipe: dict[str, Any], run_dir: str | Path, evaluate: bool = True,
     import torch
 
     from xemogpt.data.schema import read_manifest
+    from xemogpt.training.callbacks import preserve_rng
     from xemogpt.training.checkpoints import load_model, run_recipe_of
     from xemogpt.training.run import data_module, make_trainer
     from xemogpt.workflows.ablate_report import flat_metrics
@@ -200,34 +202,43 @@ def finetune(recipe: dict[str, Any], run_dir: str | Path, evaluate: bool = True,
         raise RecipeError(f"finetune.llm_head must be one of {HEAD_MODES}, got {mode!r}")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    base_recipe = run_recipe_of(source)
+    seed = int(recipe.get("seed", base_recipe.get("seed", 0)))
+    torch.set_num_threads(max(1, int({**(base_recipe.get("run") or {}), **(recipe.get("run") or {})}.get(
+        "threads", os.cpu_count() or 1))))
     model = load_model(source)
+    # Seeded after the model is built, so the new LoRA weights and everything after depend on the seed alone.
+    L.seed_everything(seed, workers=True, verbose=False)
     if mode == "lora" and not add_lora(model, ft.get("lora")):
         echo("the LLM head already has LoRA adapters; training those")
-    resolved = resolve_finetune_recipe(recipe, run_recipe_of(source), dict(model.hparams["components"]), str(source))
+    resolved = resolve_finetune_recipe(recipe, base_recipe, dict(model.hparams["components"]), str(source))
     save_recipe(resolved, run_dir / "recipe.yaml")
-    L.seed_everything(int(resolved["seed"]), workers=True, verbose=False)
-    torch.set_num_threads(max(1, int((resolved.get("run") or {}).get("threads", os.cpu_count() or 1))))
     if resolved.get("generation"):
         model.generation = {**model.generation, **resolved["generation"]}
-    root = prepare_dataset(ft, Path(resolved["data"]["root"]), echo)
-    # the label set travels with the run (and its exports), so explain reads the new labels without the data
-    resolved["eval"]["emotions"] = sorted({s.emotion for s in read_manifest(root) if s.emotion})
-    save_recipe(resolved, run_dir / "recipe.yaml")
-    dm = data_module(resolved, model, root)
-    dm.setup()
-    echo(f"data: {root} train={len(dm.dataset('train'))} val={len(dm.dataset('val'))} test={len(dm.dataset('test'))}")
-    timings: dict[str, float] = {"data": round(time.time() - t0, 1)}
     summary: dict[str, Any] = {"run_dir": str(run_dir), "from": str(source), "target": ft.get("target",
                                                                                           "emotion_accuracy")}
-    if evaluate:
-        te = time.time()
-        echo("evaluating the starting model on the new data ...")
-        summary["before"] = _evaluate(model, dm, resolved, run_dir / "eval-before")
-        known = flat_metrics(summary["before"]["model"])
-        if summary["target"] not in known:  # checked before any training
-            raise RecipeError(f"finetune.target {summary['target']!r} is not a metric of the evaluation; metrics: "
-                              f"{', '.join(known)}")
-        timings["eval_before"] = round(time.time() - te, 1)
+    # Generating and importing the data, decoding it into a cold cache and the "before" evaluation draw from the
+    # global random generators only sometimes (not when the data or the cache already exist, not with --no-eval);
+    # undoing their draws makes training start from the same random state either way.
+    with preserve_rng():
+        root = prepare_dataset(ft, Path(resolved["data"]["root"]), echo)
+        # the label set travels with the run (and its exports), so explain reads the new labels without the data
+        resolved["eval"]["emotions"] = sorted({s.emotion for s in read_manifest(root) if s.emotion})
+        save_recipe(resolved, run_dir / "recipe.yaml")
+        dm = data_module(resolved, model, root)
+        dm.setup()
+        echo(f"data: {root} train={len(dm.dataset('train'))} val={len(dm.dataset('val'))} "
+             f"test={len(dm.dataset('test'))}")
+        timings: dict[str, float] = {"data": round(time.time() - t0, 1)}
+        if evaluate:
+            te = time.time()
+            echo("evaluating the starting model on the new data ...")
+            summary["before"] = _evaluate(model, dm, resolved, run_dir / "eval-before")
+            known = flat_metrics(summary["before"]["model"])
+            if summary["target"] not in known:  # checked before any training
+                raise RecipeError(f"finetune.target {summary['target']!r} is not a metric of the evaluation; "
+                                  f"metrics: {', '.join(known)}")
+            timings["eval_before"] = round(time.time() - te, 1)
 
     ckpt_dir = run_dir / "checkpoints"
     ckpt_dir.mkdir(exist_ok=True)
@@ -244,7 +255,7 @@ def finetune(recipe: dict[str, Any], run_dir: str | Path, evaluate: bool = True,
         trainer = make_trainer(resolved, run_dir, stage)
         trainer.fit(model, datamodule=dm)
         last = ckpt_dir / f"{i + 1}-{stage['name']}.ckpt"
-        trainer.save_checkpoint(str(last))
+        trainer.save_checkpoint(str(last), weights_only=False)  # full state (optimiser too), said explicitly
         timings[stage["name"]] = round(time.time() - ts, 1)
     if last is None:
         raise RecipeError("every stage of the fine-tune recipe is skipped; nothing to train")
