@@ -21,6 +21,14 @@ are merged over the starting run's recipe (the fine-tune's keys win), so clips a
 was trained. The run folder is an ordinary run (``recipe.yaml``, ``checkpoints/``, ``model.ckpt``, ``logs/``,
 ``eval/``) plus ``eval-before/`` and ``finetune.md`` (before / after / gain), so ``xemogpt eval``, ``export``,
 ``explain`` and another ``finetune`` accept it.
+
+Reproducibility: a fine-tune is a function of the starting run, the recipe and ``seed`` (default: the starting run's)
+-- bit for bit on one machine with one thread count (``run.threads``, default every core). The new LoRA weights are
+drawn right after seeding; making the data (generate, import, decode into a cold cache) and the "before" evaluation
+happen inside :class:`~xemogpt.training.callbacks.preserve_rng`, so training starts from the same random state whether
+the data existed already and whether ``--no-eval`` was given; evaluation seeds its own sampling. Not covered:
+another thread count (CPU reductions split differently; differences from the last bit up) and CUDA kernels that
+have no deterministic version unless the recipe sets ``trainer.deterministic: true``.
 """
 
 from __future__ import annotations
