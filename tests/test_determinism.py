@@ -20,8 +20,9 @@ from tests.conftest import tiny_overrides
 
 pytestmark = pytest.mark.slow
 TINY = Path("recipes/xemogpt-tiny.yaml").resolve()
-# Every stage runs (the bridge stage draws permutations and frame masks); small enough for seconds per run.
-QUICK = ["eval.baselines=false", "data.synth={n: 14, seed: 5, size: 64, workers: 1}"]
+# The bridge stage (it draws permutations and frame masks) and instruction tuning; the align stage is left out for
+# time (its feature cache is exercised by test_workflows_e2e).
+QUICK = ["eval.baselines=false", "data.synth={n: 14, seed: 5, size: 64, workers: 1}", "stages.1.skip=true"]
 
 
 def _quiet(_msg: str) -> None:
@@ -73,7 +74,7 @@ def test_an_ablation_cell_reproduces_bit_for_bit(cells):
     a, b, data = cells
     assert (data / "manifest.jsonl").exists()
     assert _digest(a) == _digest(b)
-    for stage in ("1-bridge_pretrain", "2-align", "3-instruct"):
+    for stage in ("1-bridge_pretrain", "2-instruct"):
         from xemogpt.training.callbacks import state_digest
         from xemogpt.training.checkpoints import read_checkpoint
 
@@ -84,7 +85,7 @@ def test_an_ablation_cell_reproduces_bit_for_bit(cells):
     assert ma == mb
     assert (a / "eval" / "predictions.jsonl").read_text() == (b / "eval" / "predictions.jsonl").read_text()
     # the training losses of every logged step agree too
-    for stage in ("bridge_pretrain", "align", "instruct"):
+    for stage in ("bridge_pretrain", "instruct"):
         assert (a / "logs" / stage / "metrics.csv").read_text() == (b / "logs" / stage / "metrics.csv").read_text()
 
 
