@@ -144,41 +144,46 @@ def _finetune_recipe(folder: Path, base_run: Path) -> dict:
 @pytest.fixture(scope="module")
 def finetunes(cells, tmp_path_factory):
     """The same fine-tune twice from the ablation cell's run: the first generates and imports its data (and decodes
-    it into a cold cache), the second reuses all of it; each must stay silent about ``weights_only``."""
+    it into a cold cache) and evaluates before and after; the second reuses all of it, runs with ``--no-eval`` and
+    is evaluated afterwards by ``xemogpt eval``. Everything is watched for ``weights_only`` notices."""
+    from xemogpt.cli import main
     from xemogpt.workflows.finetune import finetune
 
-    base_run = cells[0]
     folder = tmp_path_factory.mktemp("ft-det")
-    recipe = _finetune_recipe(folder, base_run)
-    out, notices = [], []
+    recipe = _finetune_recipe(folder, cells[0])
+    runs, generated, notices = [], [], []
     for k in range(2):
         _shake_random_state(k)
+        generated.append(not (folder / "moods" / "manifest.jsonl").exists())
         with weights_only_notices() as seen:
-            out.append((finetune(recipe, folder / f"run{k}", echo=_quiet), folder / f"run{k}"))
+            runs.append((finetune(recipe, folder / f"run{k}", evaluate=k == 0, echo=_quiet), folder / f"run{k}"))
+            if k == 1:
+                assert main(["eval", "--checkpoint", str(folder / "run1"), "--no-baselines"]) == 0
         notices += seen
-    return out, folder, notices
+    return {"runs": runs, "generated": generated, "folder": folder, "notices": notices}
 
 
-def test_a_finetune_reproduces_bit_for_bit_whether_it_generated_its_data_or_not(finetunes):
-    (sa, a), (sb, b) = finetunes[0]  # [(summary, run folder)] x 2
-    assert sa["timings_s"]["data"] > 0  # (the first run's time includes generating the clips)
+def test_a_finetune_reproduces_bit_for_bit_whether_it_generated_its_data_or_evaluated(finetunes, capsys):
+    capsys.readouterr()
+    (first, a), (second, b) = finetunes["runs"]
+    assert finetunes["generated"] == [True, False]
     assert _digest(a) == _digest(b)
-    assert sa["before"] == sb["before"] and sa["after"] == sb["after"] and sa["gain"] == sb["gain"]
-    for name in ("eval/predictions.jsonl", "eval-before/predictions.jsonl", "logs/finetune/metrics.csv"):
-        assert (a / name).read_text() == (b / name).read_text(), name
-    assert sa["improved"]  # and it learned something: the comparison is not between two untouched models
+    assert (a / "logs/finetune/metrics.csv").read_text() == (b / "logs/finetune/metrics.csv").read_text()
+    # the second run's own evaluation (xemogpt eval) gives the first run's "after" numbers and descriptions
+    after = dict(first["after"]["model"])
+    after.pop("lm_loss")
+    assert json.loads((b / "eval-test" / "metrics.json").read_text())["model"] == after
+    assert (a / "eval/predictions.jsonl").read_text() == (b / "eval-test/predictions.jsonl").read_text()
+    assert first["improved"]  # and it learned something: the comparison is not between two untouched models
 
 
 def test_finetune_eval_and_explain_give_no_weights_only_notice(finetunes, capsys):
     from xemogpt.cli import main
 
-    runs, folder, finetune_notices = finetunes
-    assert finetune_notices == []
-    run = runs[0][1]
-    clip = next((folder / "raw" / "clips").glob("*.mp4"))
+    assert finetunes["notices"] == []  # two fine-tunes and an eval (see the fixture)
+    clip = next((finetunes["folder"] / "raw" / "clips").glob("*.mp4"))
     with weights_only_notices() as seen:
-        assert main(["eval", "--checkpoint", str(run), "--no-baselines", "--max-new-tokens", "8"]) == 0
-        assert main(["explain", str(clip), "--checkpoint", str(run), "--json"]) == 0
+        assert main(["explain", str(clip), "--checkpoint", str(finetunes["runs"][0][1]), "--json"]) == 0
     capsys.readouterr()
     assert seen == []
 
@@ -189,7 +194,7 @@ def test_sampled_evaluation_depends_on_the_seed_alone(finetunes):
     from xemogpt.training.checkpoints import load_model
     from xemogpt.training.run import data_module
 
-    run = finetunes[0][0][1]
+    run = finetunes["runs"][0][1]
     model = load_model(run)
     dm = data_module(load_recipe(run / "recipe.yaml"), model, load_recipe(run / "recipe.yaml")["data"]["root"])
     gen = {"do_sample": True, "temperature": 1.5, "top_p": 1.0, "max_new_tokens": 12}

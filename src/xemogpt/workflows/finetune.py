@@ -256,6 +256,9 @@ def finetune(recipe: dict[str, Any], run_dir: str | Path, evaluate: bool = True,
             continue
         ts = time.time()
         model.set_stage(stage)
+        # Lightning keeps the modes it finds: the loaded (or just evaluated) model is in eval mode, which would switch
+        # off dropout in what trains; train() puts the stage's trainable parts back (frozen ones stay in eval mode).
+        model.train()
         dm.batch_size = int(stage.get("batch_size", dm.batch_size))
         n_train = sum(p.numel() for p in model.trainable_parameters())
         echo(f"\n== fine-tune stage {stage['name']} (train: {', '.join(stage.get('train', []))}; "
