@@ -1,4 +1,11 @@
-"""Loading runs and checkpoints safely (``weights_only=True`` / safetensors) with errors that name the file."""
+"""Loading runs and checkpoints safely (``weights_only=True`` / safetensors) with errors that name the file.
+
+Every load in the package goes through ``torch.load(..., weights_only=True)``, safetensors or, for resuming a stage,
+``Trainer.fit(..., weights_only=True)`` (a resumable checkpoint holds tensors and plain values only). Two loads
+inside Lightning ignore that flag, and both read only files the same run wrote: resuming under FSDP from a
+full-state checkpoint file (Lightning's lazy unpickler) and merging DeepSpeed ZeRO shards into one file
+(:func:`xemogpt.training.run.consolidate_sharded`, Lightning's converter loads with ``weights_only=False``).
+"""
 
 from __future__ import annotations
 
