@@ -12,6 +12,17 @@ from pathlib import Path  # noqa: E402
 import pytest  # noqa: E402
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_caches(tmp_path_factory):
+    """The embedding and LLM-reply caches live in the session's temporary folder, never in the user's ~/.cache."""
+    folder = tmp_path_factory.mktemp("caches")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("XEMOGPT_EMBED_CACHE", str(folder / "embeddings"))
+    patch.setenv("XEMOGPT_CUE_CACHE", str(folder / "cues"))
+    yield
+    patch.undo()
+
+
 @pytest.fixture(scope="session")
 def synth_root(tmp_path_factory) -> Path:
     """28 generated clips (4 per emotion), 64 px, shared by the tests that need real media."""

@@ -165,6 +165,24 @@ def test_emer_v2_descriptions_media_lookup_and_gb18030_subtitles(tmp_path, media
     assert split_sentences(zh1.description) == ["她笑了。", "她很开心。"]
 
 
+def test_emer_v2_header_variants(tmp_path, media_kit):
+    """The published final-EMER-reason.csv header is name,chinese,english (its README says ``names``); a file with
+    only the column of the language in use is enough, and a missing one is named."""
+    put(media_kit, "av", tmp_path / "clips", "sample_00000007.mp4")
+    text = '"Her mouth turns up. In the text, the subtitle says, ""Then let\'s meet, okay?"" She is happy."'
+    for header, row in (("names,chinese,english", f"sample_00000007,她笑了。,{text}"),
+                        ("name,english", f"sample_00000007,{text}")):
+        desc = write_csv(tmp_path / "emer.csv", f"{header}\n{row}\n")
+        res = get_adapter("emer_v2")([tmp_path / "clips"], descriptions=desc, cues="sentences").load()
+        assert [s.id for s in res.samples] == ["sample_00000007"], header
+        assert res.samples[0].description == text[1:-1].replace('""', '"')
+    desc = write_csv(tmp_path / "emer.csv", "name,chinese\nsample_00000007,她笑了。\n")
+    with pytest.raises(ValueError, match=r"emer.csv \(given with --descriptions\): missing column\(s\) english"):
+        get_adapter("emer_v2")([tmp_path / "clips"], descriptions=desc, cues="sentences").load()
+    assert get_adapter("emer_v2")([tmp_path / "clips"], descriptions=desc, language="zh", cues="sentences").load() \
+        .samples[0].description == "她笑了。"
+
+
 def test_symlinked_media_resolve_inside_the_data_root(tmp_path, media_kit):
     """Default imports symlink media into DIR/media; the schema's resolver must accept them (and still refuse
     manifest paths that leave the root)."""

@@ -1,16 +1,13 @@
-"""Cue extraction: splitting, the offline extractor's assignment accuracy, the OpenAI-compatible extractor
-against a real local HTTP server, and `xemogpt extract`."""
+"""Cue extraction: splitting, the offline extractor's assignment accuracy, and `xemogpt extract` (the LLM extractor
+is tested in test_cues_llm.py)."""
 
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from xemogpt.cues import OfflineCueExtractor, OpenAICueExtractor, normalize_cues
-from xemogpt.cues.openai_compat import LLMExtractorError
 from xemogpt.cues.splitting import clean_cue, detect_section, split_description, split_sentences
 
 BRIEF_EXAMPLE = (
@@ -387,128 +384,6 @@ def test_normalize_cues():
         normalize_cues(["a"])
 
 
-# ---------------------------------------------------------------------------------------------------- openai
-class _ChatServer:
-    """A real HTTP server on 127.0.0.1 answering /v1/chat/completions with canned JSON."""
-
-    def __init__(self) -> None:
-        self.requests: list[dict] = []
-        self.fail_first: set[str] = set()  # texts answered 503 on their first request
-        self.status_for: dict[str, int] = {}  # texts always answered with this status
-        self.bad_json_first: set[str] = set()
-        self.no_emotional: set[str] = set()  # texts answered without an "emotional" key
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (http.server API)
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                text = body["messages"][-1]["content"]
-                server.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), **body})
-                seen = sum(r["messages"][-1]["content"] == text for r in server.requests)
-                if text in server.status_for:
-                    return self._send(server.status_for[text], {"error": {"message": "nope"}})
-                if text in server.fail_first and seen == 1:
-                    return self._send(503, {"error": {"message": "overloaded"}})
-                reply = {"visual": [f"V:{text}"], "auditory": [f"A:{text}"], "emotional": []}
-                if text in server.no_emotional:
-                    del reply["emotional"]
-                content = json.dumps(reply)
-                if text in server.bad_json_first and seen == 1:
-                    content = "sorry, here you go: {not json"
-                self._send(200, {"choices": [{"index": 0, "message": {"role": "assistant", "content": content}}]})
-
-            def _send(self, code, obj):
-                data = json.dumps(obj).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def count(self, text: str) -> int:
-        return sum(r["messages"][-1]["content"] == text for r in self.requests)
-
-
-@pytest.fixture()
-def chat_server():
-    server = _ChatServer()
-    server.thread.start()
-    yield server
-    server.httpd.shutdown()
-    server.httpd.server_close()
-
-
-def test_openai_extractor_retries_caches_and_sends_json_mode(chat_server, tmp_path, monkeypatch):
-    monkeypatch.setenv("XEMOGPT_LLM_URL", chat_server.url)
-    monkeypatch.setenv("XEMOGPT_LLM_MODEL", "tiny-chat")
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-    chat_server.fail_first = {"flaky"}
-    chat_server.bad_json_first = {"garbled"}
-    ex = OpenAICueExtractor(cache_dir=str(tmp_path / "cache"), backoff=0.01, max_workers=2)
-    out = ex.extract(["hello", "flaky", "hello", "garbled"])
-    assert out[0] == out[2] == {"visual": ["V:hello"], "auditory": ["A:hello"], "emotional": []}
-    assert out[1]["visual"] == ["V:flaky"] and out[3]["visual"] == ["V:garbled"]
-    assert chat_server.count("hello") == 1  # repeated text within a call: one request
-    assert chat_server.count("flaky") == 2  # 503, then success
-    assert chat_server.count("garbled") == 2  # unparsable content, then success
-    req = chat_server.requests[0]
-    assert req["path"] == "/v1/chat/completions" and req["model"] == "tiny-chat"
-    assert req["response_format"] == {"type": "json_object"} and req["auth"] == "Bearer sk-test"
-    assert req["messages"][0]["role"] == "system"
-
-    # a fresh extractor with the same cache sends nothing for known texts
-    again = OpenAICueExtractor(cache_dir=str(tmp_path / "cache"), backoff=0.01)
-    before = len(chat_server.requests)
-    assert again.extract(["hello", "flaky"]) == [out[0], out[1]]
-    assert len(chat_server.requests) == before and again.requests_sent == 0
-    assert len(list((tmp_path / "cache").glob("*.json"))) == 3
-    # the cache key covers the model and the prompt
-    other = OpenAICueExtractor(model="other-model", cache_dir=str(tmp_path / "cache"), backoff=0.01)
-    other.extract(["hello"])
-    assert chat_server.count("hello") == 2
-
-
-def test_openai_extractor_keeps_a_missing_emotional_key_for_emocue360(chat_server, tmp_path):
-    from xemogpt.metrics.emocue360 import emocue360
-
-    chat_server.no_emotional = {"terse"}
-    ex = OpenAICueExtractor(url=chat_server.url, model="m", cache_dir=str(tmp_path / "c"), backoff=0.01)
-    out = ex.extract(["terse", "full"])
-    assert out[0] == {"visual": ["V:terse"], "auditory": ["A:terse"]}  # absent, as in the published cue files
-    assert out[1]["emotional"] == []
-    again = OpenAICueExtractor(url=chat_server.url, model="m", cache_dir=str(tmp_path / "c"))
-    assert again.extract(["terse"]) == [out[0]] and again.requests_sent == 0  # the cache keeps the absence
-    # EmoCue-360: no emotional key -> 0 and counted even though the reference has no emotional cue; an empty
-    # list against an empty reference is skipped
-    ref = {"terse": {"visual": [], "auditory": [], "emotional": []}, "full": {"visual": [], "auditory": [],
-                                                                             "emotional": []}}
-    res = emocue360(dict(zip(["terse", "full"], out)), ref, encoder=None)
-    assert res["emotional"]["n"] == 1 and res["emotional"]["f1"] == 0.0 and res["emotional"]["missing_key"] == 1
-    assert res["emotional"]["skipped_empty_ref"] == 1
-
-
-def test_openai_extractor_errors(chat_server, tmp_path, monkeypatch):
-    monkeypatch.delenv("XEMOGPT_LLM_MODEL", raising=False)
-    with pytest.raises(LLMExtractorError, match="XEMOGPT_LLM_MODEL"):
-        OpenAICueExtractor(url=chat_server.url)
-    chat_server.status_for = {"denied": 401, "down": 503}
-    ex = OpenAICueExtractor(url=chat_server.url + "/chat/completions", model="m", cache_dir=str(tmp_path),
-                            max_retries=2, backoff=0.01)
-    with pytest.raises(LLMExtractorError, match="HTTP 401"):
-        ex.extract(["denied"])
-    assert chat_server.count("denied") == 1  # not retried
-    with pytest.raises(LLMExtractorError, match="after 3 attempts"):
-        ex.extract(["down"])
-    assert chat_server.count("down") == 3
-
-
 # ---------------------------------------------------------------------------------------------------- CLI
 def test_cli_extract_offline_csv(tmp_path, capsys):
     from xemogpt.cli import main
@@ -521,15 +396,3 @@ def test_cli_extract_offline_csv(tmp_path, capsys):
     assert list(cues) == ["s1", "s2"]
     assert cues["s2"] == {"visual": ["He frowns."], "auditory": ["His voice is loud."], "emotional": ["He is angry."]}
     assert "wrote" in capsys.readouterr().out
-
-
-def test_cli_extract_openai_jsonl(chat_server, tmp_path):
-    from xemogpt.cli import main
-
-    src = tmp_path / "manifest.jsonl"
-    src.write_text(json.dumps({"id": "a", "description": "one"}) + "\n" + json.dumps({"id": "b", "description": "two"})
-                   + "\n")
-    out = tmp_path / "cues.json"
-    assert main(["extract", "--in", str(src), "--out", str(out), "--extractor", "openai", "--url", chat_server.url,
-                 "--model", "m", "--cache-dir", str(tmp_path / "c")]) == 0
-    assert json.loads(out.read_text())["b"]["auditory"] == ["A:two"]

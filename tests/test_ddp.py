@@ -83,7 +83,7 @@ def test_fsdp_policy_wraps_frozen_encoders_apart_from_trainable_parts(tiny_model
 
     m = tiny_model
     names = {c.__name__ for c in block_classes(m)}
-    assert {"Qwen3DecoderLayer", "TransformerEncoderLayer"} <= names
+    assert names == {"Qwen3DecoderLayer", "CLIPLayer", "HubertLayer"}  # the LM's and both bridges' layers
     policy = fsdp_wrap_policy(m)
 
     def wrapped(module: nn.Module) -> bool:
@@ -92,7 +92,8 @@ def test_fsdp_policy_wraps_frozen_encoders_apart_from_trainable_parts(tiny_model
     assert wrapped(m.video_encoder) and wrapped(m.audio_encoder)  # frozen: their own units
     assert wrapped(m.video_projector) and wrapped(m.audio_projector)
     assert not wrapped(m.llm_head) and not wrapped(m.video_bridge)  # called through embed()/task_losses(): root unit
-    assert wrapped(m.llm_head.model.model.layers[0]) and wrapped(m.video_bridge.stack.layers[0])
+    assert wrapped(m.llm_head.model.model.layers[0]) and wrapped(m.video_bridge.layers[0])
+    assert wrapped(m.audio_bridge.layers[0])
     # frozen and trainable weights never share a unit whose parameters all come from one component
     assert not any(p.requires_grad for p in m.video_encoder.parameters())
     assert all(p.requires_grad for p in m.video_projector.parameters())

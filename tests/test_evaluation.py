@@ -105,3 +105,90 @@ def test_build_extractor_from_a_recipe_mapping():
     assert build_extractor(ext) == (ext, "OfflineCueExtractor")
     with pytest.raises(RegistryError):
         build_extractor({"name": "offlin"})
+
+
+# --- what an evaluated set and a run's training data allow (issue 16) ----------------------------------------------
+def _write_manifest(root, samples):
+    from xemogpt.data.schema import write_manifest
+
+    write_manifest(root, samples)
+    return root
+
+
+def test_majority_baseline_is_built_from_what_it_needs_or_says_why(tmp_path):
+    from xemogpt.evaluation.baselines import TrainingData, majority_baseline, run_training_data, shuffled_baseline
+
+    train = [EmoCueSample(id="a", video="a.mp4", emotion="sad", description="She is sad.", split="train"),
+             EmoCueSample(id="b", video="b.mp4", emotion="happy", description="He is happy.", split="train"),
+             EmoCueSample(id="c", video="c.mp4", emotion="sad", description="She is sad.", split="train"),
+             EmoCueSample(id="d", video="d.mp4", emotion="happy", description="x", split="test")]
+    root = _write_manifest(tmp_path / "seen", train)
+    seen = run_training_data({"data": {"root": str(root)}})
+    assert [s.id for s in seen.samples] == ["a", "b", "c"] and seen.where == str(root)  # its train split only
+    assert majority_baseline(seen, 2) == (["She is sad.", "She is sad."], None)
+
+    gone = run_training_data({"data": {"root": str(tmp_path / "moved-away")}})
+    assert gone.samples is None and "moved-away is not reachable" in gone.note
+    assert majority_baseline(gone, 2) == (None, gone.note)
+    assert "names no data.root" in run_training_data({"data": {}}).note
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "manifest.jsonl").write_bytes(b"\xff\xfe not a manifest")
+    assert run_training_data({"data": {"root": str(bad)}}).samples == []  # unreadable records are dropped
+
+    texts, why = majority_baseline(TrainingData([], "data/emer"), 3)
+    assert texts is None and why == "the model's training data data/emer has no train split"
+    unlabelled = TrainingData([EmoCueSample(id="u", video="u.mp4", description="d")], "data/x")
+    assert "has no emotion labels" in majority_baseline(unlabelled, 3)[1]
+
+    assert shuffled_baseline(["only one"]) == (None, "needs at least two predictions, got 1")
+    derangement, why = shuffled_baseline(["a", "b", "c"])
+    assert why is None and sorted(derangement) == ["a", "b", "c"] and all(x != y for x, y in zip(derangement, "abc"))
+
+
+def test_coverage_names_each_metric_the_data_cannot_support():
+    from xemogpt.evaluation.coverage import EvaluationError, check_split, eval_splits, input_counts, not_reported
+
+    assert eval_splits("all") == ("train", "val", "test") and eval_splits("val") == ("val",)
+    with pytest.raises(EvaluationError, match="unknown split 'dev'"):
+        eval_splits("dev")
+    emer = [EmoCueSample(id="e1", video="e1.mp4", cues={"visual": ["A frown."]}, split="test"),
+            EmoCueSample(id="e2", audio="e2.wav", subtitle="Hi.", split="test",
+                         cues={"visual": ["A smile."], "auditory": ["The text is sad."]})]
+    check_split(emer, "test", "data/emer")
+    with pytest.raises(EvaluationError, match=r"no sample in the train split \(train 0, val 0, test 2\)"):
+        check_split(emer, "train", "data/emer")
+    model = {"emocue360": {"visual": {"n": 2}, "auditory": {"n": 0}, "emotional": {"n": 0}}}
+    assert not_reported(emer, model) == {
+        "emotion accuracy, weighted F1, UAR, WAR": "the evaluated samples carry no emotion labels",
+        "cues reproduced, cue precision": "the samples carry no canonical cue ids (only generated clips do)",
+        "OV-MER": "the samples carry no open-vocabulary labels",
+        "EmoCue-360 auditory": "no sample has a reference auditory cue that is not about the text",
+        "EmoCue-360 emotional": "no sample has a reference emotional cue",
+    }
+    assert not_reported(SAMPLES, {"emocue360": {m: {"n": 1} for m in ("visual", "auditory", "emotional")}}) == {
+        "cues reproduced, cue precision": "the samples carry no canonical cue ids (only generated clips do)"}
+    assert input_counts(emer) == {"no_video": 1, "no_audio": 0, "no_subtitle": 1}
+
+
+def test_scores_and_report_of_a_set_without_labels(offline, tmp_path):
+    from xemogpt.evaluation.coverage import input_counts, not_reported
+    from xemogpt.evaluation.report import coverage_lines, table
+
+    emer = [EmoCueSample(id="e1", video="e1.mp4", cues={"visual": [SMILE]}, split="test"),
+            EmoCueSample(id="e2", video="e2.mp4", cues={"visual": ["The brows pull down."]}, split="test")]
+    texts = [TEXTS[0], "The brows pull down."]
+    res = score_texts(emer, texts, offline)
+    assert res["emotion_accuracy"] is None and "discrete" not in res and "ovmer" not in res
+    assert res["emocue360"]["auditory"] == {"precision": None, "recall": None, "f1": None, "n": 0}  # not NaN
+    assert res["emocue360"]["visual"]["n"] == 2
+    results = {"split": "test", "extractor": "offline", "model": res, "not_reported": not_reported(emer, res),
+               "inputs": input_counts(emer)}
+    text = table(results)
+    assert "EmoCue-360 visual F" in text and "auditory" not in text and "emotion accuracy" not in text
+    lines = coverage_lines(results)
+    assert "not reported: EmoCue-360 auditory: no sample has a reference auditory cue that is not about the text" in \
+        lines
+    assert lines[-1] == "inputs: without subtitle: 2 of 2 (the model ran without them)"
+    report = write_report(results, [], tmp_path / "r.md").read_text()
+    assert "- not reported: OV-MER: the samples carry no open-vocabulary labels" in report

@@ -132,17 +132,71 @@ def test_pickled_npy_is_refused_with_the_file_name(tmp_path):
 
 
 def test_parsers_and_synonym_map():
-    assert parse_label_list("['happy', 'sad']") == ["happy", "sad"]
-    assert parse_label_list('["at one\'s wits\' end"]') == ["at one's wits' end"]
-    assert parse_label_list("[happy, sad]") == ["happy", "sad"]  # unquoted, as some tools write it
-    assert parse_label_list("happy, sad") == ["happy", "sad"]
-    assert parse_label_list(float("nan")) == [] and parse_label_list("") == [] and parse_label_list(None) == []
-    assert parse_groups("[['a', 'b'], ['c']]") == [["a", "b"], ["c"]]
-    assert parse_groups(np.array("[['a', 'b'], ['c']]").tolist()) == [["a", "b"], ["c"]]
-    assert parse_groups([["a", "b"], ["c"]]) == [["a", "b"], ["c"]]
-    assert parse_groups(["a", "b"]) == [["a", "b"]]
+    for mode in ("published", "literal"):
+        assert parse_label_list("['happy', 'sad']", mode=mode) == ["happy", "sad"]
+        assert parse_label_list("[happy, sad]", mode=mode) == ["happy", "sad"]  # unquoted, as some tools write it
+        assert parse_label_list("happy, sad", mode=mode) == ["happy", "sad"]
+        assert parse_label_list(float("nan"), mode=mode) == [] and parse_label_list("", mode=mode) == []
+        assert parse_label_list(None, mode=mode) == [] and parse_label_list("[]", mode=mode) == []
+        assert parse_groups("[['a', 'b'], ['c']]", mode=mode) == [["a", "b"], ["c"]]
+        assert parse_groups(np.array("[['a', 'b'], ['c']]").tolist(), mode=mode) == [["a", "b"], ["c"]]
+        assert parse_groups([["a", "b"], ["c"]], mode=mode) == [["a", "b"], ["c"]]
+        assert parse_groups(["a", "b"], mode=mode) == [["a", "b"]]
+    with pytest.raises(ValueError, match="parse mode"):
+        parse_label_list("['a']", mode="ast")
     # a word in several groups takes the last group (the published loop overwrites)
     assert synonym_map([["a", "b"], ["c", "b"]]) == {"a": "a", "b": "c", "c": "c"}
+
+
+def test_published_split_and_the_literal_option_on_apostrophes_and_commas():
+    apostrophe, comma = "[\"don't believe\", 'doubt']", "['happy, worried']"
+    assert parse_label_list(apostrophe) == ["don", "t believe", "doubt"]
+    assert parse_label_list(apostrophe, mode="literal") == ["don't believe", "doubt"]
+    assert parse_label_list(comma) == ["happy", "worried"] and parse_label_list(comma, mode="literal") == [comma[2:-2]]
+    assert parse_label_list('["at one\'s wits\' end"]') == ["at one", "s wits", "end"]
+    assert parse_label_list('["at one\'s wits\' end"]', mode="literal") == ["at one's wits' end"]
+    assert parse_label_list("[") == []  # the published split raises IndexError here
+    # groups: the published split cuts on quotes only and keeps words as written
+    groups = "[[\"don't\", 'glad'], ['a, b']]"
+    assert parse_groups(groups) == [["don", "t", "glad"], ["a, b"]]
+    assert parse_groups(groups, mode="literal") == [["don't", "glad"], ["a, b"]]
+
+
+def test_ovmer_published_and_literal_scores(tmp_path, capsys):
+    from xemogpt.cli import main
+
+    # x is MER2024's sample_00001774 in small: its synonym file was built from the published split ("don", "t
+    # believe"), so only the published split maps "don't believe" into the reference groups
+    ref = {"x": "['anger', 'doubt']", "y": "['happy', 'worried']"}
+    pred = {"x": "[\"don't believe\", 'doubt']", "y": "['happy, worried']"}
+    syn = {"x": "[['t believe', 'doubt'], ['displeasure', 'don', 'anger']]", "y": "[['happy'], ['worried']]"}
+    pub = ovmer(pred, ref, syn, per_sample=True)
+    # x: G {displeasure, t believe}, Q {displeasure, t believe} -> 1, 1;  y: Q {happy, worried} -> 1, 1
+    assert pub["per_sample"] == {"x": {"precision": 1.0, "recall": 1.0}, "y": {"precision": 1.0, "recall": 1.0}}
+    lit = ovmer(pred, ref, syn, per_sample=True, parse="literal")
+    # x: Q {don't believe, t believe} -> 1/2, 1/2;  y: Q {"happy, worried"} -> 0, 0
+    assert lit["per_sample"] == {"x": {"precision": 0.5, "recall": 0.5}, "y": {"precision": 0.0, "recall": 0.0}}
+    metric = OVMER(parse="literal")
+    metric.update([pred["x"], pred["y"]], [ref["x"], ref["y"]], [syn["x"], syn["y"]])
+    assert metric.compute()["precision"].item() == pytest.approx(0.25)
+
+    _write_csv(tmp_path / "ref.csv", list(ref.items()))
+    _write_csv(tmp_path / "pred.csv", list(pred.items()))
+    folder = tmp_path / "syn"
+    folder.mkdir()
+    for name, groups in syn.items():
+        np.save(folder / f"{name}.npy", np.array(groups))
+    args = ["score", "ovmer", "--pred", str(tmp_path / "pred.csv"), "--ref", str(tmp_path / "ref.csv"),
+            "--synonyms", str(folder), "--json"]
+    assert main(args) == 0 and json.loads(capsys.readouterr().out)["precision"] == 1.0
+    assert main([*args, "--label-parse", "literal"]) == 0
+    assert json.loads(capsys.readouterr().out)["precision"] == pytest.approx(0.25)
+
+
+def test_cells_pandas_reads_as_missing_are_empty(tmp_path):
+    _write_csv(tmp_path / "x.csv", [("a", "None"), ("b", "nan"), ("c", ""), ("d", "none"), ("e", "['NA']")])
+    # as pandas.read_csv gives them to the published code: "None", "nan", "" are NaN; "none" is a label
+    assert read_openset_csv(tmp_path / "x.csv") == {"a": [], "b": [], "c": [], "d": ["none"], "e": ["NA"]}
 
 
 def test_csv_without_the_column_names_it(tmp_path):

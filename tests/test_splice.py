@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from xemogpt.llm.splice import pad_ids, splice, splice_loop
@@ -52,15 +53,45 @@ def test_labels_only_on_targets_and_lengths():
         assert torch.allclose(sp.inputs_embeds[i, pos[i]], mods[V][0][i])
 
 
-def test_marker_count_checked():
+def test_slot_checks_name_the_sample():
+    """A slot may be absent only for a sample without that modality, and never twice."""
     ids, mask, tmask, emb, mods = _batch()
-    ids[0, ids[0] == A] = 5
-    try:
-        splice(ids, mask, emb, mods, tmask)
-    except ValueError as e:
-        assert "exactly once" in str(e)
-    else:
-        raise AssertionError("missing marker not detected")
+    lost = ids.clone()
+    lost[0, lost[0] == A] = 5  # sample 0 has 6 valid audio tokens but no audio slot
+    with pytest.raises(ValueError, match="sample 0 .* 0 copies of slot 1000 and 6 valid"):
+        splice(lost, mask, emb, mods, tmask)
+    twice = ids.clone()
+    twice[1, 0] = V
+    with pytest.raises(ValueError, match="sample 1 .* 2 copies of slot 1001"):
+        splice(twice, mask, emb, mods, tmask)
+    # sample 2 has no audio: without its slot it splices as with it (the slot takes no place either way)
+    no_slot = ids.clone()
+    no_slot[2, no_slot[2] == A] = 5
+    a = splice(ids, mask, emb, mods, tmask)
+    b = splice(no_slot, mask, emb, mods, tmask)
+    assert int(b.attention_mask[2].sum()) == int(a.attention_mask[2].sum()) + 1  # the token 5 now takes a place
+
+
+@pytest.mark.parametrize("cap", [1, 3, 6, 9, 40])
+def test_prompt_cap_keeps_the_first_places_and_the_whole_target(cap):
+    """The official max_context_len rule: the prompt part (text and modality tokens) keeps its first `cap` places --
+    cutting through a modality block where it falls -- and the target follows in full."""
+    ids, mask, tmask, emb, mods = _batch(seed=2)
+    fast = splice(ids, mask, emb, mods, tmask, prompt_cap=cap)
+    slow = splice_loop(ids, mask, emb, mods, tmask, prompt_cap=cap)
+    full = splice(ids, mask, emb, mods, tmask)
+    assert torch.equal(fast.attention_mask, slow.attention_mask) and torch.equal(fast.labels, slow.labels)
+    assert torch.allclose(fast.inputs_embeds, slow.inputs_embeds)
+    for i in range(ids.shape[0]):
+        n_target = int(tmask[i].sum())
+        n_prompt = int(full.attention_mask[i].sum()) - n_target
+        kept = min(cap, n_prompt)
+        assert int(fast.attention_mask[i].sum()) == kept + n_target
+        assert bool(fast.truncated[i]) == (n_prompt > cap)
+        assert torch.equal(fast.inputs_embeds[i, :kept], full.inputs_embeds[i, :kept])
+        target, ref = slice(kept, kept + n_target), slice(n_prompt, n_prompt + n_target)
+        assert torch.equal(fast.inputs_embeds[i, target], full.inputs_embeds[i, ref])
+        assert torch.equal(fast.labels[i, target], full.labels[i, ref])
 
 
 def test_width_mismatch_message():

@@ -201,12 +201,16 @@ def test_explain_handles_video_only_audio_only_and_one_frame(ablation, tmp_path,
     assert abs(sum(att["share"].values()) - 1) < 1e-4 and att["share"]["audio"] == 0.0 and att["share"]["video"] > 0
     assert any("no audio" in n for n in out["notes"])
     assert isinstance(out["description"], str) and set(out["cues"]) == {"visual", "auditory", "emotional"}
+    # no modality is invented: a silent video has no auditory cue, and the answer says what the model was trained on
+    assert out["media"]["modalities"] == ["video"] and out["cues"]["auditory"] == []
+    assert any("trained only on generated clips" in n for n in out["notes"])
 
     out = _explain_json(capsys, str(wav), "--checkpoint", run)
     att = out["attention"]
     assert att["frames"] is None and att["share"]["video"] == 0.0 and att["share"]["audio"] > 0
     assert att["audio"][-1]["end_s"] == pytest.approx(1.5, abs=0.05) and len(att["audio"]) >= 10
     assert any("no video" in n for n in out["notes"])
+    assert out["media"]["modalities"] == ["audio"] and out["cues"]["visual"] == []
 
     out = _explain_json(capsys, str(one), "--checkpoint", run)
     assert any("one frame" in n for n in out["notes"]) and len(out["attention"]["frames"]) == 16

@@ -183,11 +183,13 @@ def test_clip_text_tower_embeddings(ckpts):
     enc = registry.build("text_encoder", {"name": "clip-text", "path": str(ckpts["clip"])}, "model.text_encoder")
     emb = enc.encode(fx.TEXTS[:3])
     assert emb.shape == (3, 16) and enc.output_dim == 16
-    assert torch.allclose(emb.norm(dim=-1), torch.ones(3), atol=1e-5)
     model = CLIPModel.from_pretrained(str(ckpts["clip"])).eval()
     tok = AutoTokenizer.from_pretrained(str(ckpts["clip"]))(fx.TEXTS[:3], padding=True, return_tensors="pt")
-    ref = F.normalize(model.text_projection(model.text_model(**tok).pooler_output), dim=-1)
+    with torch.no_grad():  # CLIPModel.get_text_features, what the released VECB aligns with (not normalised)
+        ref = model.text_projection(model.text_model(**tok).pooler_output)
     assert torch.allclose(emb, ref, atol=1e-5)
+    unit = registry.build("text_encoder", {"name": "clip-text", "path": str(ckpts["clip"]), "normalize": True}, "k")
+    assert torch.allclose(unit.encode(fx.TEXTS[:3]), F.normalize(ref, dim=-1), atol=1e-5)
     assert enc.num_parameters() > 0 and enc.num_parameters(trainable_only=True) == 0
     assert torch.equal(enc.encode([fx.TEXTS[1]]), emb[1:2])  # cached
 

@@ -50,8 +50,8 @@ def test_lora_on_each_shape(folders, model_type):
     from xemogpt.llm.prompt import build_prompt
 
     assert build_prompt("hi", template="chat", tokenizer=h.tokenizer).startswith("<|user|>")
-    assert h.audio_marker_id != h.video_marker_id and h.tokenizer.convert_ids_to_tokens(h.audio_marker_id) == \
-        "<AudioHere>"
+    # the media slots are ids outside the vocabulary (never looked up); the tokenizer itself is left as it was
+    assert h.audio_marker_id != h.video_marker_id and min(h.audio_marker_id, h.video_marker_id) < 0
 
 
 def test_full_and_frozen_modes(folders):

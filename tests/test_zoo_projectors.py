@@ -87,8 +87,12 @@ def test_attention_fusion_reads_the_other_modality():
         proj(x, mask, context=torch.randn(3, 5, DCTX + 2), context_mask=cmask)
 
 
-def test_model_wires_context_dim_only_where_taken():
-    from xemogpt.models.xemogpt import _context_arg
+def test_model_wires_context_dim_and_encoder_layer_only_where_taken():
+    from xemogpt.models.xemogpt import accepted
 
-    assert _context_arg("projector", {"name": "attention-fusion"}, 7) == {"context_dim": 7}
-    assert _context_arg("projector", {"name": "qformer"}, 7) == {}
+    assert accepted("projector", {"name": "attention-fusion"}, context_dim=7) == {"context_dim": 7}
+    assert accepted("projector", {"name": "qformer"}, context_dim=7) == {}
+    layer = {"hidden_size": 8}
+    assert accepted("video_bridge", {"name": "vecb"}, encoder_layer=layer) == {"encoder_layer": layer}
+    assert accepted("video_bridge", {"name": "mlp"}, encoder_layer=layer) == {}
+    assert accepted("audio_bridge", {"name": "aecb"}, encoder_layer=None) == {}

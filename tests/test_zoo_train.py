@@ -128,25 +128,30 @@ def test_qformer_bridges_pretrain_and_fit_with_lightning(tokenizer_json, tmp_pat
     assert trainer.global_step == 2
 
 
-def test_over_long_sequences_keep_the_prompt_in_training_and_the_end_in_generation(tokenizer_json):
-    """Past llm_head.max_length, training keeps the first places (prompt and modality tokens, the start of the
-    target) and generation the last ones; both say so once."""
+def test_over_long_prompts_keep_their_first_places_and_the_whole_target(tokenizer_json):
+    """Past llm_head.max_length, the prompt part (text and modality tokens) keeps its first max_length places and the
+    target follows in full, in training and generation alike (the official max_context_len rule); said once."""
     model = XEmoGPT(components("vecb", "aecb", "linear", "qwen3"), tokenizer_json=tokenizer_json, stage=INSTRUCT)
     batch = fx.fake_batch()
-    batch["description"] = [" ".join(["happy"] * 200)] * len(batch["ids"])
+    batch["description"] = [" ".join(["happy"] * 20)] * len(batch["ids"])
     tokens = model.modality_tokens(batch)
     model.llm_head.hparams.max_length = 4096
     whole = model.spliced(batch, with_targets=True, tokens=tokens)
     gen_whole = model.spliced(batch, with_targets=False, tokens=tokens)
-    first_target = int((whole.labels != -100).float().argmax(1).max())
-    limit = first_target + 8
-    assert whole.inputs_embeds.shape[1] > limit + 100
+    prompt_len = (whole.labels != -100).float().argmax(1)  # first target place of each sample
+    limit = int(prompt_len.min()) - 6
+    model._warned_truncation = False
     model.llm_head.hparams.max_length = limit
     with pytest.warns(UserWarning, match=f"max_length={limit}"):
         cut = model.spliced(batch, with_targets=True, tokens=tokens)
-    assert cut.inputs_embeds.shape[1] == limit
-    assert torch.equal(cut.inputs_embeds, whole.inputs_embeds[:, :limit])
-    assert torch.equal(cut.labels, whole.labels[:, :limit]) and ((cut.labels != -100).sum(1) > 0).all()
-    model.llm_head.hparams.max_length = gen_whole.inputs_embeds.shape[1] - 5
+    for i in range(len(batch["ids"])):
+        n_target = int((whole.labels[i] != -100).sum())
+        p = int(prompt_len[i])
+        assert int(cut.attention_mask[i].sum()) == limit + n_target
+        assert torch.equal(cut.inputs_embeds[i, :limit], whole.inputs_embeds[i, :limit])
+        assert torch.equal(cut.labels[i, limit:limit + n_target], whole.labels[i, p:p + n_target])
     gen_cut = model.spliced(batch, with_targets=False, tokens=tokens)
-    assert torch.equal(gen_cut.inputs_embeds, gen_whole.inputs_embeds[:, 5:])
+    for i in range(len(batch["ids"])):
+        kept = gen_cut.inputs_embeds[i][gen_cut.attention_mask[i].bool()]
+        assert kept.shape[0] == limit < int(gen_whole.attention_mask[i].sum())
+        assert torch.equal(kept, gen_whole.inputs_embeds[i][gen_whole.attention_mask[i].bool()][:limit])

@@ -8,8 +8,10 @@ import lightning as L
 import torch
 from torch import nn
 
+from xemogpt.errors import XemoGPTError
 
-class ShapeError(ValueError):
+
+class ShapeError(XemoGPTError, ValueError):
     """Two components do not fit together; the message names both and the sizes involved."""
 
 

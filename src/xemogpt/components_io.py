@@ -23,6 +23,8 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import json
+import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +33,7 @@ from typing import Any
 import torch
 
 from xemogpt import configs
+from xemogpt.errors import XemoGPTError
 
 COMPONENT_FILE = "component.json"
 WEIGHTS_FILE = "weights.safetensors"
@@ -39,11 +42,11 @@ FORMAT = "xemogpt-component/1"
 _ARCH_ONLY: contextvars.ContextVar[bool] = contextvars.ContextVar("xemogpt_architecture_only", default=False)
 
 
-class MissingWeightsError(FileNotFoundError):
+class MissingWeightsError(XemoGPTError, FileNotFoundError):
     """Pretrained weights named by a recipe are not on disk; the message lists each path and what belongs there."""
 
 
-class ComponentFileError(RuntimeError):
+class ComponentFileError(XemoGPTError, RuntimeError):
     """A saved component folder is missing, unreadable or does not fit the rebuilt component."""
 
 
@@ -75,8 +78,76 @@ class WeightArg:
     contains: tuple[str, ...] = field(default_factory=tuple)
 
 
+# --- Hugging Face hub ids -------------------------------------------------------------------------------------------
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
+
+
+def downloads_allowed() -> bool:
+    """Whether a hub id may be downloaded: only while ``HF_HUB_OFFLINE`` is unset or false (tests and make set it)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() not in {"1", "ON", "YES", "TRUE"}
+
+
+def hub_cache_dir() -> str:
+    """The hub cache, read at call time: ``HF_HUB_CACHE``, else ``HF_HOME/hub``, else ``~/.cache/huggingface/hub``."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.environ["HF_HUB_CACHE"]
+    home = os.environ.get("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface")
+    return os.path.join(home, "hub")
+
+
+def is_hub_id(path: str | Path | None) -> bool:
+    """``org/name`` that is no local path: neither it nor its first part (``checkpoints/...``) exists here."""
+    if path is None or not HUB_ID.match(str(path)):
+        return False
+    p = Path(path)
+    return not p.exists() and not Path(p.parts[0]).is_dir()
+
+
+def resolve_hub_id(repo_id: str, key: str, *, download: bool | None = None) -> str:
+    """The local folder of hub model ``repo_id``: its snapshot in the local hub cache, downloaded there first only
+    when ``download`` (default: :func:`downloads_allowed`). Raises :class:`MissingWeightsError` naming the id and
+    how to fetch it."""
+    from huggingface_hub import snapshot_download
+
+    download = downloads_allowed() if download is None else download
+    try:
+        return snapshot_download(repo_id, cache_dir=hub_cache_dir(), local_files_only=not download)
+    except Exception as e:  # not cached (offline), unknown repo, no network: one clear message
+        how = ("it is not in the local Hugging Face cache and downloads are off (HF_HUB_OFFLINE is set); fetch it "
+               f"with `huggingface-cli download {repo_id}` or unset HF_HUB_OFFLINE") if not download else \
+            f"it could not be downloaded ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+        raise MissingWeightsError(f"{key}: {repo_id!r} is neither a local folder nor a usable hub model: {how} "
+                                  f"(cache: {hub_cache_dir()})") from e
+
+
+def local_folder(path: str | Path | None, key: str, what: str | None = None) -> str | None:
+    """``path`` itself, or for a hub id (``openai/clip-vit-large-patch14``) its folder in the local hub cache (see
+    :func:`resolve_hub_id`; in :func:`architecture_only` mode nothing is downloaded). ``what``: what belongs in the
+    folder, for the error when ``path`` is neither."""
+    if not is_hub_id(path):
+        return None if path is None else str(path)
+    try:
+        return resolve_hub_id(str(path), key, download=False if is_architecture_only() else None)
+    except MissingWeightsError as e:
+        if is_architecture_only():
+            return str(path)
+        if what:
+            raise MissingWeightsError(f"{key}: there is no folder {str(path)!r} (put {what} there, see "
+                                      f"checkpoints/README.md), and as a hub id: {str(e).split(': ', 1)[1]}") from e
+        raise
+
+
 def check_weight_path(path: str | Path, arg: WeightArg, key: str) -> str | None:
-    """None when ``path`` holds what ``arg`` describes, else one line saying what is missing and what belongs there."""
+    """None when ``path`` holds what ``arg`` describes, else one line saying what is missing and what belongs there.
+    A hub id passes when it is in the local hub cache or may be downloaded."""
+    if is_hub_id(path) and arg.kind == "folder":
+        if downloads_allowed():
+            return None
+        try:
+            path = resolve_hub_id(str(path), key, download=False)
+        except MissingWeightsError as e:
+            return (f"{key}: folder {str(path)!r} is missing; put {arg.what} there, or (as a hub id) "
+                    f"{str(e).split(': ', 1)[1]}")
     p = Path(path)
     if arg.kind == "folder":
         if not p.is_dir():
@@ -150,7 +221,7 @@ def resolve_source(path: str | None, arch: str | None, config: dict[str, Any] | 
     base: dict[str, Any] = {}
     preprocess: dict[str, Any] = {}
     if path:
-        p = Path(path)
+        p = Path(local_folder(path, f"{key}.path", what))
         if p.is_dir():
             folder = p
             cfg_path = p / config_file
@@ -173,7 +244,9 @@ def resolve_source(path: str | None, arch: str | None, config: dict[str, Any] | 
     if section and section in base:
         sub = dict(base[section])
         if "projection_dim" in base:
-            sub.setdefault("projection_dim", base["projection_dim"])
+            # A composite (CLIPModel) folder's projections were built with its top-level width; the sub-config's own
+            # projection_dim is often just the class default that save_pretrained wrote.
+            sub["projection_dim"] = base["projection_dim"]
         base = sub
     merged = configs.merge(base, config)
     return Source(folder, folder is not None and not is_architecture_only(), merged, preprocess, named)

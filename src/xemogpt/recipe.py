@@ -14,13 +14,15 @@ from typing import Any
 
 import yaml
 
+from xemogpt.errors import XemoGPTError
+
 TOP_LEVEL_KEYS = ("name", "description", "extends", "seed", "model", "data", "stages", "trainer", "generation",
                   "eval", "run", "checkpoint", "finetune")
 STAGE_KEYS = ("name", "train", "losses", "epochs", "max_steps", "lr", "weight_decay", "warmup", "min_lr_ratio",
-              "batch_size", "val_check_interval", "skip")
+              "batch_size", "val_check_interval", "skip", "modality_dropout")
 
 
-class RecipeError(ValueError):
+class RecipeError(XemoGPTError, ValueError):
     """A recipe is malformed; the message names the key."""
 
 

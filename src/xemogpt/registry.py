@@ -19,6 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from xemogpt.errors import ComponentBuildError, XemoGPTError
+
 KINDS: tuple[str, ...] = (
     "video_encoder",
     "audio_encoder",
@@ -48,7 +50,7 @@ _BUILTIN_MODULES: dict[str, tuple[str, ...]] = {
 }
 
 
-class RegistryError(KeyError):
+class RegistryError(XemoGPTError, KeyError):
     """Raised for unknown kinds or names and for arguments that a component does not accept."""
 
     def __str__(self) -> str:  # KeyError quotes its message; we want it readable
@@ -187,4 +189,10 @@ def build(kind: str, spec: Any, key: str | None = None, **provided: Any) -> Any:
             f"recipe key '{key}' sets {', '.join(sorted(clash))}, which the model wires in from the previous "
             "component; remove it from the recipe."
         )
-    return entry.obj(**provided, **kwargs)
+    try:
+        return entry.obj(**provided, **kwargs)
+    except XemoGPTError:
+        raise
+    except (ValueError, TypeError, KeyError, OSError, RuntimeError) as e:
+        # Whatever stops a component from building is reported with the recipe key that named it.
+        raise ComponentBuildError(f"{key} ({kind} {entry.name!r}): {e}") from e

@@ -15,18 +15,11 @@ import sys
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
-    """The project's own errors: each message already names the file, key or sample and says what to do, so the
-    command prints it without a traceback (set XEMOGPT_DEBUG=1 to see one)."""
-    from xemogpt.components_io import ComponentFileError, MissingWeightsError
-    from xemogpt.configs import ConfigNotFoundError
-    from xemogpt.data.problems import BadSampleError
-    from xemogpt.data.schema import SchemaError
-    from xemogpt.recipe import RecipeError
-    from xemogpt.registry import RegistryError
-    from xemogpt.training.checkpoints import CheckpointError
+    """The project's own errors (:class:`xemogpt.errors.XemoGPTError`): each message already names the file, key or
+    sample and says what to do, so the command prints it without a traceback (set XEMOGPT_DEBUG=1 to see one)."""
+    from xemogpt.errors import XemoGPTError
 
-    return (RecipeError, RegistryError, MissingWeightsError, ComponentFileError, ConfigNotFoundError, SchemaError,
-            BadSampleError, CheckpointError)
+    return (XemoGPTError,)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,9 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except errors as e:
-        # KeyError subclasses would print their message quoted: take the argument itself.
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-        print(f"error: {msg}", file=sys.stderr)
+        print(f"error: {e}", file=sys.stderr)
         return 2
 
 

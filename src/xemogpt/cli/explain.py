@@ -28,6 +28,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--extractor", default="offline", help="cue extractor (default: offline)")
     p.add_argument("--max-new-tokens", type=int, default=None)
     p.add_argument("--num-beams", type=int, default=None)
+    p.add_argument("--greedy", action="store_true", help="one beam, no sampling (reproducible)")
+    p.add_argument("--save-tensors", default=None, metavar="OUT.safetensors",
+                   help="write the pipeline's tensors (frame indices, pixel values, waveform, bridge outputs, LLM "
+                        "input, first logits, generated ids) for comparison with other implementations")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
             return 2
     try:
         ex = explain_clip(args.clip, args.audio, args.subtitle, args.checkpoint, extractor=args.extractor,
-                          max_new_tokens=args.max_new_tokens, num_beams=args.num_beams)
+                          save_tensors=args.save_tensors, max_new_tokens=args.max_new_tokens,
+                          num_beams=args.num_beams, greedy=args.greedy or None)
     except (DecodeError, CheckpointError, FileNotFoundError) as e:
         print(f"xemogpt explain: {e}", file=sys.stderr)
         return 2

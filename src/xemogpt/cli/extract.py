@@ -3,12 +3,16 @@
 Examples::
 
     xemogpt extract --in descriptions.csv --out cues.json                      # offline extractor
-    XEMOGPT_LLM_URL=http://localhost:8000/v1 XEMOGPT_LLM_MODEL=qwen \\
-        xemogpt extract --in descriptions.csv --out cues.json --extractor openai
+    xemogpt extract --in descriptions.csv --out cues.json --extractor openai \\
+        --endpoint http://localhost:8000/v1 --model qwen --prompt-file my_prompt.yaml
+    DEEPSEEK_API_KEY=... xemogpt extract --in final-EMER-reason.csv --out EMER.json --extractor openai \\
+        --prompt-from extract_clue.py --api-key-env DEEPSEEK_API_KEY --concurrency 50   # the paper's protocol
 
 Input: a CSV with a name column (name / id) and a text column (description / english / reason / text), a JSON
 object ``{name: text}``, or a JSONL file such as an EmoCue ``manifest.jsonl`` (fields ``id`` and
-``description``). Output: ``{name: {"visual": [...], "auditory": [...], "emotional": [...]}}``.
+``description``). Output: ``{name: {"visual": [...], "auditory": [...], "emotional": [...]}}``. With the
+``openai`` extractor a description whose request keeps failing is listed by name and handled per ``--on-failure``
+(``skip``: no entry in the output; ``zero``: empty lists; ``stop``: no output, error after the others are cached).
 """
 
 from __future__ import annotations
@@ -20,25 +24,24 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from xemogpt.cli.llm_options import add_llm_arguments
+
 COMMAND = "extract"
 
 ID_COLUMNS = ("name", "id", "sample", "sample_id", "video")
-TEXT_COLUMNS = ("description", "english", "reason", "text", "caption", "output")
+TEXT_COLUMNS = ("description", "english", "reason", "text", "caption", "output", "prediction")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--in", dest="input", required=True, help="descriptions: .csv, .json or .jsonl")
     parser.add_argument("--out", required=True, help="output cues JSON")
-    parser.add_argument("--extractor", default="offline", help="registered cue extractor: offline (default), openai")
+    parser.add_argument("--extractor", help="registered cue extractor: offline (default) or openai (the default when "
+                        "an LLM option below is given)")
     parser.add_argument("--id-column", help=f"name column (default: first of {', '.join(ID_COLUMNS)})")
     parser.add_argument("--text-column", help=f"text column (default: first of {', '.join(TEXT_COLUMNS)})")
-    parser.add_argument("--model", help="openai: model name (default $XEMOGPT_LLM_MODEL)")
-    parser.add_argument("--url", help="openai: base URL (default $XEMOGPT_LLM_URL or $OPENAI_BASE_URL)")
-    parser.add_argument("--cache-dir", help="openai: reply cache folder (default $XEMOGPT_CUE_CACHE or ~/.cache)")
-    parser.add_argument("--no-cache", action="store_true", help="openai: neither read nor write the cache")
-    parser.add_argument("--workers", type=int, help="openai: concurrent requests")
-    parser.add_argument("--chunk", type=int, default=256, help="descriptions per extractor call (progress step)")
+    parser.add_argument("--chunk", type=int, default=256, help="offline: descriptions per call (progress step)")
+    add_llm_arguments(parser, "--extractor openai")
 
 
 def _pick(columns: list[str], wanted: str | None, defaults: tuple[str, ...], path: Path, what: str) -> str:
@@ -93,37 +96,36 @@ def read_descriptions(path: Path, id_column: str | None = None, text_column: str
 
 def run(args: argparse.Namespace) -> int:
     from xemogpt import registry
-    from xemogpt.cues import OfflineCueExtractor, OpenAICueExtractor
-    from xemogpt.cues.openai_compat import LLMExtractorError
-
-    builtin = {"offline": OfflineCueExtractor, "openai": OpenAICueExtractor}
+    from xemogpt.cli.llm_options import check_llm_unused, given_llm_options, llm_extractor, print_llm_summary
 
     texts = read_descriptions(Path(args.input), args.id_column, args.text_column)
-    kwargs: dict[str, Any] = {}
-    if args.extractor == "openai":
-        for key, val in (("model", args.model), ("url", args.url), ("cache_dir", args.cache_dir),
-                         ("max_workers", args.workers)):
-            if val is not None:
-                kwargs[key] = val
-        if args.no_cache:
-            kwargs["use_cache"] = False
     names = list(texts)
     result: dict[str, Any] = {}
-    try:
-        if args.extractor in builtin:  # skip importing every registered component (seconds) for the built-ins
-            extractor = builtin[args.extractor](**kwargs)
+    chosen = args.extractor or ("openai" if given_llm_options(args) else "offline")
+    if chosen == "openai":
+        extractor = llm_extractor(args)
+        try:
+            cue_lists = extractor.extract([texts[n] for n in names], names=names)
+        finally:
+            print_llm_summary(extractor)
+        result = {n: c for n, c in zip(names, cue_lists) if c is not None}  # --on-failure skip: listed above
+    else:
+        check_llm_unused(args, "--extractor openai")
+        if chosen == "offline":  # skip importing every registered component (seconds) for the built-in
+            from xemogpt.cues import OfflineCueExtractor
+
+            extractor = OfflineCueExtractor()
         else:
-            extractor = registry.build("cue_extractor", {"name": args.extractor, **kwargs}, key="--extractor")
+            extractor = registry.build("cue_extractor", chosen, key="--extractor")
         for start in range(0, len(names), args.chunk):
             chunk = names[start:start + args.chunk]
             for name, cues in zip(chunk, extractor.extract([texts[n] for n in chunk])):
                 result[name] = cues
             print(f"extracted {len(result)}/{len(names)}", file=sys.stderr)
-    except (registry.RegistryError, LLMExtractorError) as err:
-        raise SystemExit(f"error: {err}") from err
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     counts = {m: sum(len(c.get(m, [])) for c in result.values()) for m in ("visual", "auditory", "emotional")}
-    print(f"wrote {out}: {len(result)} samples, cues " + ", ".join(f"{m} {n}" for m, n in counts.items()))
+    left = f" ({len(names) - len(result)} failed, left out)" if len(result) < len(names) else ""
+    print(f"wrote {out}: {len(result)} samples{left}, cues " + ", ".join(f"{m} {n}" for m, n in counts.items()))
     return 0

@@ -4,7 +4,8 @@ Examples::
 
     xemogpt score emocue360 --pred pred_cues.json --ref ref_cues.json [--json]
     xemogpt score ovmer --pred pred.csv --ref ref.csv --synonyms openset-synonym.zip
-    xemogpt score ovmer-wheel --pred pred.csv --ref ref.csv --wheel wheels.yaml --level level1
+    xemogpt score ovmer-wheel --pred pred.csv --ref ref.csv --wheels AffectGPT/emotion_wheel
+    xemogpt score ovmer-wheel --pred pred.csv --ref ref.csv --wheel my_wheels.yaml --level level1
     xemogpt score discrete --pred pred.csv --ref ref.csv --column emotion
 """
 
@@ -43,11 +44,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
     p = sub.add_parser("ovmer-wheel", help="OV-MER with emotion-wheel grouping (AffectGPT EW metrics)",
-                       description="OV-MER after mapping labels onto emotion wheels from a mapping file "
-                                   "(see xemogpt.metrics.ovmer_wheel for the JSON/YAML/CSV layouts).")
+                       description="Emotion-wheel OV-MER. --wheels DIR takes AffectGPT's published emotion_wheel "
+                                   "folder as it is (wheel1.xlsx ... wheel5.xlsx, synonym.xlsx, format.csv) and "
+                                   "reports every published variant (case1, case2, case3_wheel<k>_level<1|2>), the "
+                                   "level-1 and level-2 means over wheels and the MER2025 score. --wheel FILE takes a "
+                                   "hand-made mapping (see xemogpt.metrics.ovmer_wheel for the JSON/YAML/CSV/xlsx "
+                                   "layouts) at one --level.")
     _label_files(p)
-    p.add_argument("--wheel", required=True, help="wheel mapping file (.json, .yaml or .csv)")
-    p.add_argument("--level", default="level1", choices=["level1", "level2"], help="wheel ring to cluster to")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--wheels", metavar="DIR", help="AffectGPT's published emotion_wheel folder")
+    src.add_argument("--wheel", metavar="FILE", help="hand-made wheel mapping file (.json, .yaml, .csv, .xlsx)")
+    p.add_argument("--level", default="level1", choices=["level1", "level2"],
+                   help="wheel ring to cluster to, with --wheel (--wheels reports both)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
     p = sub.add_parser("discrete", help="accuracy, weighted F1, UAR, WAR of single emotion labels",
@@ -65,6 +73,10 @@ def _label_files(p: argparse.ArgumentParser) -> None:
     p.add_argument("--column", default="openset", help="label-list column in both files (default: openset)")
     p.add_argument("--pred-column", help="label column of --pred if it differs")
     p.add_argument("--ref-column", help="label column of --ref if it differs")
+    p.add_argument("--label-parse", default="published", choices=["published", "literal"],
+                   help="how label-list strings are split: 'published' (default) as the published code, on quotes "
+                        "and commas (\"don't believe\" -> don, t believe), which reproduces published numbers; "
+                        "'literal' reads them as Python lists (apostrophes and commas inside a label kept)")
 
 
 def _load_json(path: str, what: str) -> Any:
@@ -92,8 +104,11 @@ def _emocue360(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(res, indent=2))
         return 0
+    unpredicted = len(set(ref) - set(pred)) if isinstance(pred, dict) and isinstance(ref, dict) else 0
     print(f"EmoCue-360: {res['samples']} predicted samples with a reference"
-          + (f", {res['missing_ref']} without one (skipped)" if res["missing_ref"] else ""))
+          + (f", {res['missing_ref']} without one (skipped)" if res["missing_ref"] else "")
+          + (f", {res['extraction_failed']} null (failed extraction, skipped)" if res["extraction_failed"] else "")
+          + (f"; {unpredicted} reference(s) with no prediction (not scored)" if unpredicted else ""))
     print(f"{'modality':<10} {'precision':>9} {'recall':>9} {'f1':>9} {'n':>6}  notes")
     for m in MODALITIES:
         r = res[m]
@@ -103,6 +118,11 @@ def _emocue360(args: argparse.Namespace) -> int:
         print(f"{m:<10} {_fmt(r['precision']):>9} {_fmt(r['recall']):>9} {_fmt(r['f1']):>9} {r['n']:>6}  "
               + ", ".join(notes))
     return 0
+
+
+def _fail(err: Exception) -> int:
+    print(f"error: {err}", file=sys.stderr)
+    return 2
 
 
 def _columns(args: argparse.Namespace) -> tuple[str, str]:
@@ -115,11 +135,12 @@ def _ovmer(args: argparse.Namespace) -> int:
 
     pc, rc = _columns(args)
     try:
-        pred, ref = read_openset_csv(args.pred, pc), read_openset_csv(args.ref, rc)
-        syn = load_synonyms(args.synonyms) if args.synonyms else None
-        res = ovmer(pred, ref, syn, per_sample=args.per_sample)
+        mode = args.label_parse
+        pred, ref = read_openset_csv(args.pred, pc, mode=mode), read_openset_csv(args.ref, rc, mode=mode)
+        syn = load_synonyms(args.synonyms, mode) if args.synonyms else None
+        res = ovmer(pred, ref, syn, per_sample=args.per_sample, parse=mode)
     except (LabelFormatError, FileNotFoundError) as err:
-        raise SystemExit(f"error: {err}") from err
+        return _fail(err)
     if args.json:
         print(json.dumps(res, indent=2))
         return 0
@@ -133,22 +154,55 @@ def _ovmer(args: argparse.Namespace) -> int:
 
 def _ovmer_wheel(args: argparse.Namespace) -> int:
     from xemogpt.metrics.labels_io import LabelFormatError, read_openset_csv
-    from xemogpt.metrics.ovmer_wheel import load_wheel, ovmer_wheel
+    from xemogpt.metrics.ovmer_wheel import load_wheel, ovmer_wheel, ovmer_wheel_published
+    from xemogpt.metrics.wheel_folder import is_wheel_folder
 
     pc, rc = _columns(args)
     try:
-        pred, ref = read_openset_csv(args.pred, pc), read_openset_csv(args.ref, rc)
-        res = ovmer_wheel(pred, ref, load_wheel(args.wheel), level=args.level)
+        if args.wheel and Path(args.wheel).suffix.lower() == ".xlsx" and is_wheel_folder(Path(args.wheel).parent):
+            raise LabelFormatError(f"{args.wheel} is one sheet of AffectGPT's emotion_wheel folder; its published "
+                                   "metrics also need the folder's synonym.xlsx and format.csv: pass --wheels "
+                                   f"{Path(args.wheel).parent}")
+        if args.wheels and not Path(args.wheels).is_dir():
+            raise LabelFormatError(f"--wheels {args.wheels}: expected AffectGPT's emotion_wheel folder (wheel1.xlsx "
+                                   "... wheel5.xlsx, synonym.xlsx, format.csv); a single mapping file goes to --wheel")
+        mode = args.label_parse
+        pred, ref = read_openset_csv(args.pred, pc, mode=mode), read_openset_csv(args.ref, rc, mode=mode)
+        if args.wheels:
+            res = ovmer_wheel_published(pred, ref, args.wheels, parse=mode)
+        else:
+            res = ovmer_wheel(pred, ref, load_wheel(args.wheel), level=args.level, parse=mode)
     except (LabelFormatError, FileNotFoundError, ValueError) as err:
-        raise SystemExit(f"error: {err}") from err
+        return _fail(err)
     if args.json:
         print(json.dumps(res, indent=2))
+        return 0
+    if args.wheels:
+        _print_published_wheels(res, args.wheels)
         return 0
     print(f"OV-MER emotion wheel ({args.level}, {len(res['wheels'])} wheel(s)): F-score {_fmt(res['fscore'])}, "
           f"precision {_fmt(res['precision'])}, recall {_fmt(res['recall'])}")
     for name, w in res["wheels"].items():
         print(f"  {name}: F {_fmt(w['fscore'])}  P {_fmt(w['precision'])}  R {_fmt(w['recall'])}  n {w['n']}")
     return 0
+
+
+def _print_published_wheels(res: dict[str, Any], folder: str) -> None:
+    print(f"Emotion-wheel OV-MER (AffectGPT's published variants, {folder}) on {res['samples']} reference samples"
+          + (f", {res['missing_pred']} without a prediction (scored 0)" if res["missing_pred"] else ""))
+    print(f"{'variant':<22} {'precision':>9} {'recall':>9} {'F':>9} {'kept':>6}  labels dropped ref/pred")
+    for name, v in res["variants"].items():
+        print(f"{name:<22} {_fmt(v['precision']):>9} {_fmt(v['recall']):>9} {_fmt(v['fscore']):>9} {v['n']:>6}  "
+              f"{v['dropped_ref']}/{v['dropped_pred']}")
+    k = len(res["wheels"])
+    for level in ("level1", "level2"):
+        a = res[level]
+        print(f"{level} (mean of {k} wheels): F {_fmt(a['fscore'])}  P {_fmt(a['precision'])}  "
+              f"R {_fmt(a['recall'])}")
+    print(f"MER2025 score (mean of level-1 and level-2 F): {_fmt(res['mer2025'])}")
+    nf = res["not_in_format"]
+    print(f"labels dropped: {nf['ref']} ref / {nf['pred']} pred not a word form in format.csv (every variant); "
+          "case3 variants also drop the labels off their wheel")
 
 
 def _discrete(args: argparse.Namespace) -> int:

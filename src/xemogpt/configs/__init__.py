@@ -22,8 +22,10 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from xemogpt.errors import XemoGPTError
 
-class ConfigNotFoundError(KeyError):
+
+class ConfigNotFoundError(XemoGPTError, KeyError):
     """An ``arch`` names no shipped config; the message lists the close names."""
 
     def __str__(self) -> str:

@@ -23,13 +23,14 @@ def empty_cues() -> Cues:
     return {m: [] for m in MODALITIES}
 
 
-def normalize_cues(obj: Any, where: str = "cues", keep_missing: bool = False) -> Cues:
+def normalize_cues(obj: Any, where: str = "cues", keep_missing: bool = False, strict: bool = False) -> Cues:
     """Coerce ``{"Visual": [...], "audio": "one cue", ...}`` into ``{"visual": [...], "auditory": [...],
     "emotional": [...]}`` with lists of non-empty strings; unknown keys are ignored, missing ones become ``[]``.
 
     With ``keep_missing`` a modality the object does not name stays absent (in modality order), so that
     EmoCue-360's rule for a prediction without an ``emotional`` key (0, counted) applies as it does to the
-    published LLM-extracted files."""
+    published LLM-extracted files. With ``strict`` a list of anything but sentences (e.g. ``[{"cue": ...}]``)
+    under a known key raises ValueError instead of being dropped."""
     if not isinstance(obj, Mapping):
         raise ValueError(f"{where}: expected a JSON object with visual/auditory/emotional lists, got "
                          f"{type(obj).__name__}")
@@ -40,6 +41,9 @@ def normalize_cues(obj: Any, where: str = "cues", keep_missing: bool = False) ->
         if m is None:
             continue
         seen.add(m)
+        if strict and not (value is None or isinstance(value, str) or (
+                isinstance(value, (list, tuple)) and all(isinstance(v, (str, int, float)) for v in value))):
+            raise ValueError(f"{where}: {key!r} is not a list of sentences ({str(value)[:80]!r})")
         items = [value] if isinstance(value, str) else list(value or []) if isinstance(value, (list, tuple)) else []
         out[m].extend(str(v).strip() for v in items if isinstance(v, (str, int, float)) and str(v).strip())
     if keep_missing:

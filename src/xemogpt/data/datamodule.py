@@ -50,6 +50,7 @@ from xemogpt.data.problems import (  # noqa: F401  (re-exported: the public name
 )
 from xemogpt.data.schema import SPLITS, EmoCueSample, read_manifest
 from xemogpt.data.streaming import is_pack, is_remote, read_pack_info, read_pack_samples
+from xemogpt.data.synth.annotate import description_for
 
 log = logging.getLogger("xemogpt.data")
 
@@ -72,10 +73,12 @@ class EmoCueDataset(Dataset):
 
     def __init__(self, root: str | Path, samples: list[EmoCueSample], num_frames: int = 16, frame_size: int = 64,
                  sample_rate: int = 16000, max_seconds: float = 12.0, crop: bool = False, video: bool = True,
-                 audio: bool = True) -> None:
+                 audio: bool = True, resample: str = "area", sampling: str = "centre",
+                 audio_resampler: str = "ffmpeg") -> None:
         self.root = Path(root)
         self.samples = samples
         self.num_frames, self.frame_size, self.crop = num_frames, frame_size, crop
+        self.resample, self.sampling, self.audio_resampler = resample, sampling, audio_resampler
         self.sample_rate, self.max_seconds = sample_rate, max_seconds
         self.want_video, self.want_audio = video, audio
 
@@ -89,7 +92,8 @@ class EmoCueDataset(Dataset):
                 video, audio = None, audio if audio is not None else video
             d = decode_clip(video, audio, num_frames=self.num_frames, size=self.frame_size, crop=self.crop,
                             sample_rate=self.sample_rate, max_seconds=self.max_seconds, name=s.video or s.audio,
-                            with_audio=self.want_audio, channels_first=True)
+                            with_audio=self.want_audio, channels_first=True, resample=self.resample,
+                            sampling=self.sampling, audio_resampler=self.audio_resampler)
         except MediaProblem as e:
             return {"id": s.id, "error": e.reason, "detail": e.detail}
         except DecodeError as e:
@@ -292,7 +296,8 @@ class Collator:
 
     Batch: ids (B,), frames (B, T, 3, H, W) uint8 with frame_mask (B, T) bool (items may hold (T, 3, H, W) or
     (T, H, W, 3)), audio (B, S) float32 with audio_mask
-    (B, S) bool, subtitle/description/visual_text/auditory_text/emotion lists, samples (B,), skipped
+    (B, S) bool, subtitle/description/visual_text/auditory_text/emotion lists, description_without
+    {"video": (B,), "audio": (B,)} (see :func:`~xemogpt.data.synth.annotate.description_for`), samples (B,), skipped
     [(id, reason, detail)] (dropped items), handled [(id, reason, detail)] (kept items with a problem), features
     {"video": bool, "audio": bool}.
 
@@ -355,6 +360,10 @@ class Collator:
             "audio_mask": audio_mask,
             "subtitle": [x.subtitle for x in samples],
             "description": [x.description for x in samples],
+            # the description as it reads without the video / the audio (None where it cannot be rebuilt): what
+            # modality dropout trains on (XEmoGPT, stage key modality_dropout)
+            "description_without": {"video": [description_for(x, {"audio"}) for x in samples],
+                                    "audio": [description_for(x, {"video"}) for x in samples]},
             "visual_text": [cue_text(x, "visual") for x in samples],
             "auditory_text": [cue_text(x, "auditory") for x in samples],
             "emotion": [x.emotion for x in samples],
@@ -409,6 +418,10 @@ class EmoCueDataModule(L.LightningDataModule):
         seed: shuffling seed (the order is a function of seed and epoch).
         eval_batch_size: batch size of the val/test loaders (default ``batch_size``).
         frame_crop: scale the short side to ``frame_size`` and centre-crop (CLIP-style) instead of squashing.
+        frame_resample: ``area`` (fast) or ``bicubic`` (exactly the Hugging Face CLIP image processor's resize; set
+            from the video encoder's preprocessing). frame_sampling: ``centre`` (segment centres) or ``linspace``
+            (the released XEmoGPT's first-to-last ``numpy.linspace``).
+        audio_resampler: ``ffmpeg`` (fast) or ``soxr`` (what the released XEmoGPT's librosa computes).
         features: ``auto`` (use the feature cache for frozen encoders when :meth:`use_features` is called) or
             ``off``.
         features_dir: feature cache folder (default ``<root>/.cache/features``, or ``~/.cache/xemogpt/features`` for
@@ -419,7 +432,8 @@ class EmoCueDataModule(L.LightningDataModule):
     def __init__(self, root: str, batch_size: int = 16, num_workers: int = 2, num_frames: int = 16,
                  frame_size: int = 64, sample_rate: int = 16000, max_seconds: float = 12.0, cache: str = "disk",
                  strict: bool = False, seed: int = 0, eval_batch_size: int | None = None, *,
-                 frame_crop: bool = False, features: str = "auto", features_dir: str | None = None,
+                 frame_crop: bool = False, frame_resample: str = "area", frame_sampling: str = "centre",
+                 audio_resampler: str = "ffmpeg", features: str = "auto", features_dir: str | None = None,
                  storage_options: dict[str, Any] | None = None) -> None:
         super().__init__()
         if cache not in ("disk", "memory", "none"):
@@ -429,7 +443,16 @@ class EmoCueDataModule(L.LightningDataModule):
         self.root = root if is_remote(root) else Path(root)
         self.batch_size, self.num_workers = batch_size, num_workers
         self.eval_batch_size = eval_batch_size or batch_size
+        from xemogpt.data.decode import AUDIO_RESAMPLERS, RESAMPLES, SAMPLINGS
+
+        if frame_resample not in RESAMPLES:
+            raise ValueError(f"data.frame_resample must be one of {RESAMPLES}, got {frame_resample!r}")
+        if frame_sampling not in SAMPLINGS:
+            raise ValueError(f"data.frame_sampling must be one of {SAMPLINGS}, got {frame_sampling!r}")
+        if audio_resampler not in AUDIO_RESAMPLERS:
+            raise ValueError(f"data.audio_resampler must be one of {AUDIO_RESAMPLERS}, got {audio_resampler!r}")
         self.num_frames, self.frame_size, self.frame_crop = num_frames, frame_size, frame_crop
+        self.frame_resample, self.frame_sampling, self.audio_resampler = frame_resample, frame_sampling, audio_resampler
         self.sample_rate, self.max_seconds = sample_rate, max_seconds
         self.cache, self.strict, self.seed = cache, strict, seed
         self.features, self.storage_options = features, storage_options
@@ -469,9 +492,17 @@ class EmoCueDataModule(L.LightningDataModule):
         """Everything that determines a decoded clip (part of every cache key)."""
         from xemogpt.data import decode
 
-        return {"num_frames": self.num_frames, "frame_size": self.frame_size, "crop": self.frame_crop,
+        spec = {"num_frames": self.num_frames, "frame_size": self.frame_size, "crop": self.frame_crop,
                 "sample_rate": self.sample_rate, "max_seconds": self.max_seconds,
                 "decoder": decode.DECODER_VERSION}
+        # only when not the defaults, so that caches made before these options keep their keys
+        if self.frame_resample != "area":
+            spec["resample"] = self.frame_resample
+        if self.frame_sampling != "centre":
+            spec["sampling"] = self.frame_sampling
+        if self.audio_resampler != "ffmpeg":
+            spec["audio_resampler"] = self.audio_resampler
+        return spec
 
     # --- decoding and the decoded cache -------------------------------------------------------------------
     def cache_key(self) -> str:
@@ -485,7 +516,9 @@ class EmoCueDataModule(L.LightningDataModule):
 
     def _raw_dataset(self, samples: list[EmoCueSample], video: bool = True, audio: bool = True) -> EmoCueDataset:
         return EmoCueDataset(self.root, samples, self.num_frames, self.frame_size, self.sample_rate,
-                             self.max_seconds, self.frame_crop, video=video, audio=audio)
+                             self.max_seconds, self.frame_crop, video=video, audio=audio,
+                             resample=self.frame_resample, sampling=self.frame_sampling,
+                             audio_resampler=self.audio_resampler)
 
     def _decode_all(self, samples: list[EmoCueSample]) -> dict[str, dict[str, Any]]:
         from tqdm.auto import tqdm
@@ -576,7 +609,7 @@ class EmoCueDataModule(L.LightningDataModule):
                                  f"needs ({', '.join(f'{k}: pack {a!r} vs run {b!r}' for k, (a, b) in diff.items())}"
                                  "); pack again with matching --frame-size/--num-frames/..., or pack in bytes mode")
         transform = ShardDecoder(info["mode"], self.num_frames, self.frame_size, self.frame_crop, self.sample_rate,
-                                 self.max_seconds)
+                                 self.max_seconds, self.frame_resample, self.frame_sampling, self.audio_resampler)
         for split in SPLITS:
             ds = None
             if info.get("splits", {}).get(split):

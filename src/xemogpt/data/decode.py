@@ -27,6 +27,8 @@ from typing import Any, Union
 
 import numpy as np
 
+from xemogpt.errors import XemoGPTError
+
 Source = Union[str, Path, bytes, bytearray, memoryview]
 
 # Notes (handled, the clip is kept) a decode can attach to its result; skip reasons are DecodeError.reason values.
@@ -57,7 +59,7 @@ COMMON_SAMPLE_RATES = frozenset({8000, 16000, 22050, 24000, 32000, 44100, 48000,
 COMMON_CHANNELS = frozenset({1, 2})
 
 
-class DecodeError(RuntimeError):
+class DecodeError(XemoGPTError, RuntimeError):
     """A media file could not be decoded; ``reason`` is a short machine-friendly tag (see ``SKIP_REASONS``)."""
 
     def __init__(self, path: str | Path, reason: str, detail: str = "") -> None:
@@ -77,6 +79,12 @@ class Decoded:
     fps: float | None = None
     duration: float | None = None
     notes: list[tuple[str, str]] = field(default_factory=list)
+    frame_indices: np.ndarray | None = None  # (T,) int64: which frames of the stream were taken
+
+
+SAMPLINGS = ("centre", "linspace")
+RESAMPLES = ("area", "bicubic")
+AUDIO_RESAMPLERS = ("ffmpeg", "soxr")
 
 
 def uniform_indices(n_frames: int, num: int) -> np.ndarray:
@@ -84,6 +92,21 @@ def uniform_indices(n_frames: int, num: int) -> np.ndarray:
     if n_frames <= 0:
         raise ValueError("no frames")
     return np.minimum(((np.arange(num) + 0.5) * n_frames / num).astype(np.int64), n_frames - 1)
+
+
+def frame_indices(n_frames: int, num: int, sampling: str = "centre") -> np.ndarray:
+    """Indices of the ``num`` frames a clip of ``n_frames`` frames gives (int64, repeats when too few).
+
+    ``centre``: the centre of each of ``num`` equal segments (:func:`uniform_indices`). ``linspace``: the released
+    XEmoGPT's ``numpy.linspace(0, n_frames - 1, num).astype(int)``, first and last frame included.
+    """
+    if sampling == "linspace":
+        if n_frames <= 0:
+            raise ValueError("no frames")
+        return np.linspace(0, n_frames - 1, num=num).astype(np.int64)
+    if sampling != "centre":
+        raise ValueError(f"frame sampling must be one of {SAMPLINGS}, got {sampling!r}")
+    return uniform_indices(n_frames, num)
 
 
 # --- opening ------------------------------------------------------------------------------------------------------
@@ -143,12 +166,51 @@ def _target_size(width: int, height: int, size: int | tuple[int, int], crop: boo
     return w, h, w, h
 
 
+def processor_resize(rgb: np.ndarray, size: int | tuple[int, int], crop: bool) -> np.ndarray:
+    """RGB (H, W, 3) uint8 -> (3, h, w) uint8 exactly as Hugging Face's CLIP image processors (torchvision on uint8
+    images) resize: bicubic with antialiasing, computed by torch's native uint8 kernel on the CPU (as torchvision does
+    there; elsewhere in float, clamped to [0, 255] and rounded); ``crop``: the short side to
+    ``size`` (the long side ``int(size * long / short)``) then a centre crop of ``size`` x ``size`` (the top-left
+    corner at ``round((H - h) / 2)``), else squashed to ``size`` ((w, h) for a pair)."""
+    import torch
+    import torch.nn.functional as F
+
+    h, w = rgb.shape[:2]
+    if crop:
+        side = size if isinstance(size, int) else min(size)
+        short, long = (h, w) if h <= w else (w, h)
+        new_long = int(side * long / short)
+        nh, nw = (side, new_long) if h <= w else (new_long, side)
+        oh = ow = side
+    else:
+        nw, nh = (size, size) if isinstance(size, int) else size
+        oh, ow = nh, nw
+    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
+    if (nh, nw) != (h, w):
+        x = F.interpolate(x, size=(nh, nw), mode="bicubic", align_corners=False, antialias=True)
+    top, left = int(round((nh - oh) / 2.0)), int(round((nw - ow) / 2.0))
+    return x[0, :, top:top + oh, left:left + ow].numpy()
+
+
 def convert_frame(frame, size: int | tuple[int, int], crop: bool = False, channels_first: bool = False,
-                  out: np.ndarray | None = None) -> np.ndarray:
+                  out: np.ndarray | None = None, resample: str = "area") -> np.ndarray:
     """A decoded ``av.VideoFrame`` -> RGB uint8 at ``size`` (squashed, or short side + centre crop), (H, W, 3) or
-    with ``channels_first`` (3, H, W) (the layout models take: no transpose later); written into ``out`` if given."""
+    with ``channels_first`` (3, H, W) (the layout models take: no transpose later); written into ``out`` if given.
+
+    ``resample``: ``area`` (swscale's area filter, fast) or ``bicubic`` (converted to RGB at full size, then
+    :func:`processor_resize`: what the released XEmoGPT's CLIP image processor computes from the frames it decodes).
+    """
     from av.video.reformatter import Interpolation
 
+    if resample == "bicubic":
+        chw = processor_resize(frame.to_ndarray(format="rgb24"), size, crop)
+        res = chw if channels_first else chw.transpose(1, 2, 0)
+        if out is None:
+            return np.ascontiguousarray(res)
+        out[...] = res
+        return out
+    if resample != "area":
+        raise ValueError(f"frame resample must be one of {RESAMPLES}, got {resample!r}")
     sw, sh, ow, oh = _target_size(frame.width, frame.height, size, crop)
     # AREA: correct (anti-aliased) downscaling and the fastest good-quality swscale filter. swscale's YUV -> BGR path
     # is SIMD-optimised where YUV -> RGB is not (1.5-2x faster): convert to BGR, then swap the channels (and crop,
@@ -180,9 +242,9 @@ class _Picker:
     """
 
     def __init__(self, n: int, num: int, size: int | tuple[int, int], crop: bool, stream=None,
-                 channels_first: bool = False) -> None:
-        self.channels_first = channels_first
-        self.wanted = uniform_indices(n, num).tolist()
+                 channels_first: bool = False, resample: str = "area", sampling: str = "centre") -> None:
+        self.channels_first, self.resample = channels_first, resample
+        self.wanted = frame_indices(n, num, sampling).tolist()
         self.wanted_set = set(self.wanted)
         self.num = num
         self.out: np.ndarray | None = None  # (T, 3, H, W) or (T, H, W, 3), allocated at the first conversion
@@ -218,7 +280,7 @@ class _Picker:
             _, _, ow, oh = _target_size(frame.width, frame.height, self.size, self.crop)
             shape = (self.num, 3, oh, ow) if self.channels_first else (self.num, oh, ow, 3)
             self.out = np.empty(shape, np.uint8)
-        convert_frame(frame, self.size, self.crop, self.channels_first, out=self.out[k])
+        convert_frame(frame, self.size, self.crop, self.channels_first, out=self.out[k], resample=self.resample)
 
     def offer(self, frame) -> None:
         pts = frame.pts
@@ -261,10 +323,18 @@ class _AudioSink:
     """Mono float32 at ``rate`` from any input rate and channel layout, up to ``max_seconds``.
 
     Channels are averaged (FFmpeg's own downmix sums the channels of e.g. a 5.1 track and would change loudness).
+    ``resampler``: ``ffmpeg`` (each channel through FFmpeg's resampler, then averaged) or ``soxr`` (what the released
+    XEmoGPT's ``librosa.load(sr=16000, mono=True)`` computes: channels averaged at the source rate, then resampled
+    by soxr at high quality to ``ceil(n * rate / source rate)`` samples; the clip is read one second past
+    ``max_seconds`` so the cut does not see the end of the resampler's input).
     """
 
-    def __init__(self, rate: int, max_seconds: float | None) -> None:
+    def __init__(self, rate: int, max_seconds: float | None, resampler: str = "ffmpeg") -> None:
+        if resampler not in AUDIO_RESAMPLERS:
+            raise ValueError(f"audio resampler must be one of {AUDIO_RESAMPLERS}, got {resampler!r}")
         self.rate = rate
+        self.mode = resampler
+        self.max_seconds = max_seconds
         self.resampler = None
         self.direct: tuple | bool | None = None  # (dtype, scale, format) when frames can be read as they are
         self.limit = None if max_seconds is None else int(max_seconds * rate)
@@ -294,8 +364,12 @@ class _AudioSink:
         if self.resampler is None:
             import av
 
-            # Resample each channel (planar float, same layout: no rematrixing), then average them.
-            self.resampler = av.AudioResampler(format="fltp", layout=frame.layout.name, rate=self.rate)
+            # Resample each channel (planar float, same layout: no rematrixing), then average them. soxr: only the
+            # sample format is converted here (at the source rate); the rate changes in result().
+            rate = self.rate if self.mode == "ffmpeg" else int(frame.sample_rate)
+            if self.mode == "soxr" and self.max_seconds is not None:
+                self.limit = int((self.max_seconds + 1.0) * rate)
+            self.resampler = av.AudioResampler(format="fltp", layout=frame.layout.name, rate=rate)
         for rf in self.resampler.resample(frame):
             self._add(self._mono(rf))
 
@@ -323,8 +397,14 @@ class _AudioSink:
         if not self.chunks:
             return None
         audio = np.concatenate(self.chunks).astype(np.float32, copy=False)
-        if self.limit is not None:
-            audio = audio[: self.limit]
+        if self.mode == "soxr" and self.resampler is not None and self.source[0] != self.rate:
+            import soxr
+
+            n = int(np.ceil(audio.shape[0] * float(self.rate) / self.source[0]))
+            audio = soxr.resample(audio, self.source[0], self.rate, quality="soxr_hq").astype(np.float32, copy=False)
+            audio = np.pad(audio[:n], (0, max(0, n - audio.shape[0])))  # librosa's fix_length
+        if self.max_seconds is not None:
+            audio = audio[: int(self.max_seconds * self.rate)]
         if audio.size == 0:
             return None
         if not np.isfinite(audio).all():
@@ -388,12 +468,13 @@ def _scan(container, vs, aus, picker: _Picker | None, sink: _AudioSink | None) -
 
 
 def _seek_sample(container, vs, n: int, fps: float, num: int, size, crop: bool,
-                 channels_first: bool = False) -> tuple[list[np.ndarray], int]:
+                 channels_first: bool = False, resample: str = "area",
+                 sampling: str = "centre") -> tuple[list[np.ndarray], int]:
     """Sample ``num`` frames of a long clip by seeking to the keyframe before each wanted frame.
 
     Returns (frames, corrupt packets). Targets closer than a second ahead are reached by decoding forward.
     """
-    wanted = uniform_indices(n, num)
+    wanted = frame_indices(n, num, sampling)
     tb = float(vs.time_base)
     start = float(vs.start_time or 0) * tb
     out: list[np.ndarray] = []
@@ -421,7 +502,7 @@ def _seek_sample(container, vs, n: int, fps: float, num: int, size, crop: bool,
         got = got if got is not None else last
         if got is None:
             break
-        out.append(convert_frame(got, size, crop, channels_first))
+        out.append(convert_frame(got, size, crop, channels_first, resample=resample))
     return out, errors
 
 
@@ -451,7 +532,7 @@ def _video_facts(container, stream) -> tuple[float | None, float | None, int]:
 
 
 def _audio_pass(src: Source, name: str | None, rate: int, max_seconds: float | None,
-                notes: list[tuple[str, str]]) -> np.ndarray | None:
+                notes: list[tuple[str, str]], resampler: str = "ffmpeg") -> np.ndarray | None:
     """Audio of ``src`` (None with a ``no_audio`` note when it has no decodable audio)."""
     label = source_name(src, name)
     container = _open(src, name)
@@ -459,7 +540,7 @@ def _audio_pass(src: Source, name: str | None, rate: int, max_seconds: float | N
         if not container.streams.audio:
             notes.append(("no_audio", f"{label}: no audio stream"))
             return None
-        sink = _AudioSink(rate, max_seconds)
+        sink = _AudioSink(rate, max_seconds, resampler)
         errors = _scan(container, None, container.streams.audio[0], None, sink)
     finally:
         container.close()
@@ -483,18 +564,18 @@ def _note_odd_audio(sink: _AudioSink, label: str, notes: list[tuple[str, str]]) 
 
 def _video_pass(src: Source, name: str | None, num_frames: int, size, crop: bool, video_seconds: float | None,
                 sink: _AudioSink | None, notes: list[tuple[str, str]], *, long_seconds: float, high_pixels: int,
-                seek_seconds: float, channels_first: bool = False
-                ) -> tuple[np.ndarray | None, float | None, float | None, bool]:
+                seek_seconds: float, channels_first: bool = False, resample: str = "area", sampling: str = "centre"
+                ) -> tuple[np.ndarray | None, float | None, float | None, bool, np.ndarray | None]:
     """Frames of ``src`` (and its audio into ``sink`` in the same pass when possible).
 
-    Returns (frames or None, fps, duration, whether ``sink`` was filled).
+    Returns (frames or None, fps, duration, whether ``sink`` was filled, the frame indices taken).
     """
     label = source_name(src, name)
     container = _open(src, name)
     try:
         if not container.streams.video:
             notes.append(("no_video", f"{label}: no video stream"))
-            return None, None, None, False
+            return None, None, None, False, None
         vs = container.streams.video[0]
         fps, duration, n = _video_facts(container, vs)
         w, h = vs.codec_context.width, vs.codec_context.height
@@ -508,28 +589,29 @@ def _video_pass(src: Source, name: str | None, num_frames: int, size, crop: bool
             n = min(n, max(1, int(video_seconds * fps)))
         if n <= 0:
             notes.append(("no_frames", f"{label}: the video stream holds no frame"))
-            return None, fps, duration, False
+            return None, fps, duration, False, None
         if n == 1:
             notes.append(("single_frame", f"{label}: one frame, repeated"))
         if fps and duration is not None and duration > seek_seconds:
-            frames, errors = _seek_sample(container, vs, n, fps, num_frames, size, crop, channels_first)
+            frames, errors = _seek_sample(container, vs, n, fps, num_frames, size, crop, channels_first, resample,
+                                          sampling)
             if errors:
                 notes.append(("truncated", f"{label}: {errors} corrupt packet(s) skipped"))
             if not frames:
                 notes.append(("no_frames", f"{label}: no frame could be decoded"))
-                return None, fps, duration, False
+                return None, fps, duration, False, None
             while len(frames) < num_frames:
                 frames.append(frames[-1])
-            return np.stack(frames), fps, duration, False
+            return np.stack(frames), fps, duration, False, frame_indices(n, num_frames, sampling)
         aus = container.streams.audio[0] if sink is not None and container.streams.audio else None
-        picker = _Picker(n, num_frames, size, crop, vs, channels_first)
+        picker = _Picker(n, num_frames, size, crop, vs, channels_first, resample, sampling)
         errors = _scan(container, vs, aus, picker, sink if aus is not None else None)
     finally:
         container.close()
     filled = aus is not None
     if picker.seen == 0:
         notes.append(("no_frames", f"{label}: the video stream holds no decodable frame"))
-        return None, fps, duration, filled
+        return None, fps, duration, filled, None
     reached = picker.index + 1  # frames up to the last decoded one
     if not picker.done and picker.needed - reached > max(2, picker.needed // 50):
         # Far fewer frames than the header promised (a truncated file): plan again over the frames that exist.
@@ -538,14 +620,15 @@ def _video_pass(src: Source, name: str | None, num_frames: int, size, crop: bool
             notes.append(("single_frame", f"{label}: one decodable frame, repeated"))
         container = _open(src, name)
         try:
-            again = _Picker(reached, num_frames, size, crop, container.streams.video[0], channels_first)
+            again = _Picker(reached, num_frames, size, crop, container.streams.video[0], channels_first, resample,
+                            sampling)
             _scan(container, container.streams.video[0], None, again, None)
         finally:
             container.close()
-        return again.frames(), fps, duration, filled
+        return again.frames(), fps, duration, filled, np.asarray(again.wanted, dtype=np.int64)
     if errors:
         notes.append(("truncated", f"{label}: {errors} corrupt packet(s) skipped"))
-    return picker.frames(), fps, duration, filled
+    return picker.frames(), fps, duration, filled, np.asarray(picker.wanted, dtype=np.int64)
 
 
 def decode_clip(video: Source | None, audio: Source | None = None, *, num_frames: int = 16,
@@ -553,11 +636,14 @@ def decode_clip(video: Source | None, audio: Source | None = None, *, num_frames
                 need_video: bool = False, need_audio: bool = False, crop: bool = False,
                 video_seconds: float | None = None, name: str | None = None, with_audio: bool = True,
                 channels_first: bool = False, long_seconds: float = LONG_CLIP_SECONDS,
-                high_pixels: int = HIGH_RES_PIXELS, seek_seconds: float = SEEK_MIN_SECONDS) -> Decoded:
+                high_pixels: int = HIGH_RES_PIXELS, seek_seconds: float = SEEK_MIN_SECONDS,
+                resample: str = "area", sampling: str = "centre", audio_resampler: str = "ffmpeg") -> Decoded:
     """Decode one clip: ``num_frames`` frames sampled uniformly over the video (or its first ``video_seconds``) at
     ``size``, and mono audio at ``sample_rate`` cut to ``max_seconds``, from ``audio`` when given, else from the
     video's own track (in the same pass over the file); ``with_audio=False`` decodes frames only.
     ``channels_first`` returns frames as (T, 3, H, W) (what the DataModule and models use) instead of (T, H, W, 3).
+    ``resample`` (``area``/``bicubic``) and ``sampling`` (``centre``/``linspace``): see :func:`convert_frame` and
+    :func:`frame_indices`; ``audio_resampler`` (``ffmpeg``/``soxr``): see :class:`_AudioSink`.
 
     A missing or undecodable modality is returned as None with a note (see ``NOTE_REASONS``) unless
     ``need_video``/``need_audio`` makes it a :class:`DecodeError`; a clip with neither raises ``no_media``.
@@ -565,14 +651,16 @@ def decode_clip(video: Source | None, audio: Source | None = None, *, num_frames
     frames are sampled by seeking instead of decoding straight through.
     """
     notes: list[tuple[str, str]] = []
-    frames = wav = None
+    frames = wav = indices = None
     fps = duration = None
     filled = False
-    sink = _AudioSink(sample_rate, max_seconds) if video is not None and audio is None and with_audio else None
+    sink = (_AudioSink(sample_rate, max_seconds, audio_resampler) if video is not None and audio is None and with_audio
+            else None)
     if video is not None:
-        frames, fps, duration, filled = _video_pass(video, name, num_frames, size, crop, video_seconds, sink, notes,
-                                                    long_seconds=long_seconds, high_pixels=high_pixels,
-                                                    seek_seconds=seek_seconds, channels_first=channels_first)
+        frames, fps, duration, filled, indices = _video_pass(
+            video, name, num_frames, size, crop, video_seconds, sink, notes, long_seconds=long_seconds,
+            high_pixels=high_pixels, seek_seconds=seek_seconds, channels_first=channels_first, resample=resample,
+            sampling=sampling)
         if filled:
             wav = sink.result()
             if wav is None:
@@ -580,9 +668,10 @@ def decode_clip(video: Source | None, audio: Source | None = None, *, num_frames
             else:
                 _note_odd_audio(sink, source_name(video, name), notes)
         elif sink is not None:  # seek mode, no video stream (an audio file given as the video), or no audio stream
-            wav = _audio_pass(video, name, sample_rate, max_seconds, notes)
+            wav = _audio_pass(video, name, sample_rate, max_seconds, notes, audio_resampler)
     if audio is not None and with_audio:
-        wav = _audio_pass(audio, None if video is not None else name, sample_rate, max_seconds, notes)
+        wav = _audio_pass(audio, None if video is not None else name, sample_rate, max_seconds, notes,
+                          audio_resampler)
     label = source_name(video if video is not None else audio, name) if (video is not None or audio is not None) \
         else "?"
     if frames is None and need_video:
@@ -592,20 +681,20 @@ def decode_clip(video: Source | None, audio: Source | None = None, *, num_frames
         raise DecodeError(label, "no_audio", NOTE_REASONS["no_audio"])
     if frames is None and wav is None:
         raise DecodeError(label, "no_media", "neither video frames nor audio could be decoded")
-    return Decoded(frames, wav, sample_rate, fps, duration, notes)
+    return Decoded(frames, wav, sample_rate, fps, duration, notes, indices)
 
 
 def decode_video(path: Source, num_frames: int = 16, size: int | tuple[int, int] = 64,
-                 max_seconds: float | None = None, *, crop: bool = False,
-                 name: str | None = None) -> tuple[np.ndarray, float | None, float | None]:
+                 max_seconds: float | None = None, *, crop: bool = False, name: str | None = None,
+                 resample: str = "area", sampling: str = "centre") -> tuple[np.ndarray, float | None, float | None]:
     """``num_frames`` uniformly sampled RGB frames at ``size`` -> ((T, H, W, 3) uint8, fps, duration in seconds).
 
     ``max_seconds`` limits sampling to the start of the clip (None: the whole clip, as in the paper).
     """
     notes: list[tuple[str, str]] = []
-    frames, fps, duration, _ = _video_pass(path, name, num_frames, size, crop, max_seconds, None, notes,
+    frames, fps, duration, _, _ = _video_pass(path, name, num_frames, size, crop, max_seconds, None, notes,
                                            long_seconds=LONG_CLIP_SECONDS, high_pixels=HIGH_RES_PIXELS,
-                                           seek_seconds=SEEK_MIN_SECONDS)
+                                           seek_seconds=SEEK_MIN_SECONDS, resample=resample, sampling=sampling)
     if frames is None:
         reason = next((r for r, _ in notes if r in ("no_video", "no_frames")), "no_frames")
         raise DecodeError(source_name(path, name), reason, NOTE_REASONS[reason])
@@ -613,10 +702,10 @@ def decode_video(path: Source, num_frames: int = 16, size: int | tuple[int, int]
 
 
 def decode_audio(path: Source, sample_rate: int = 16000, max_seconds: float | None = 12.0, *,
-                 name: str | None = None) -> np.ndarray:
+                 name: str | None = None, resampler: str = "ffmpeg") -> np.ndarray:
     """The first audio stream as mono float32 at ``sample_rate``, cut to ``max_seconds`` -> (S,)."""
     notes: list[tuple[str, str]] = []
-    wav = _audio_pass(path, name, sample_rate, max_seconds, notes)
+    wav = _audio_pass(path, name, sample_rate, max_seconds, notes, resampler)
     if wav is None:
         raise DecodeError(source_name(path, name), "no_audio", NOTE_REASONS["no_audio"])
     return wav

@@ -23,6 +23,7 @@ from xemogpt.data.schema import (
     SchemaError,
     resolve_media,
 )
+from xemogpt.errors import XemoGPTError
 
 log = logging.getLogger("xemogpt.data")
 
@@ -35,7 +36,7 @@ SKIP_REASONS: dict[str, str] = {
 HANDLED_REASONS: dict[str, str] = {**MANIFEST_HANDLED_REASONS, **NOTE_REASONS}
 
 
-class BadSampleError(RuntimeError):
+class BadSampleError(XemoGPTError, RuntimeError):
     """Raised in strict mode for the first bad sample; names the sample and reason."""
 
 

@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from xemogpt.errors import XemoGPTError
+
 MODALITIES: tuple[str, ...] = ("visual", "auditory", "emotional")
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 MANIFEST = "manifest.jsonl"
@@ -23,7 +25,7 @@ DATASET_INFO = "dataset.json"
 _log = logging.getLogger("xemogpt.data")
 
 
-class SchemaError(ValueError):
+class SchemaError(XemoGPTError, ValueError):
     """A manifest record is malformed; the message names the file, line and field."""
 
 

@@ -169,7 +169,9 @@ class _PackJob:
         try:
             d = decode_clip(video, audio, num_frames=self.pre["num_frames"], size=self.pre["frame_size"],
                             crop=self.pre["crop"], sample_rate=self.pre["sample_rate"],
-                            max_seconds=self.pre["max_seconds"], name=s.video or s.audio, channels_first=True)
+                            max_seconds=self.pre["max_seconds"], name=s.video or s.audio, channels_first=True,
+                            resample=self.pre.get("resample", "area"), sampling=self.pre.get("sampling", "centre"),
+                            audio_resampler=self.pre.get("audio_resampler", "ffmpeg"))
         except DecodeError as e:
             return ("skip", e.reason, str(e))
         frames = torch.from_numpy(d.frames) if d.frames is not None else torch.zeros(0, dtype=torch.uint8)
@@ -182,7 +184,8 @@ class _PackJob:
 
 def pack_dataset(root: str | Path, out: str | Path, *, mode: str = "bytes", num_frames: int = 16,
                  frame_size: int = 64, crop: bool = False, sample_rate: int = 16000, max_seconds: float = 12.0,
-                 workers: int = 1, chunk_bytes: str | int = "64MB", strict: bool = False, progress: bool = True,
+                 resample: str = "area", sampling: str = "centre", audio_resampler: str = "ffmpeg", workers: int = 1,
+                 chunk_bytes: str | int = "64MB", strict: bool = False, progress: bool = True,
                  storage_options: dict[str, Any] | None = None, skips=None) -> PackReport:
     """Write the manifest dataset at ``root`` as litdata shards into ``out`` (a folder or object-storage URI).
 
@@ -200,6 +203,12 @@ def pack_dataset(root: str | Path, out: str | Path, *, mode: str = "bytes", num_
     samples = read_manifest(root, on_problem=skips.hook)
     preprocess = {"num_frames": num_frames, "frame_size": frame_size, "crop": crop, "sample_rate": sample_rate,
                   "max_seconds": max_seconds}
+    if resample != "area":  # recorded only when not the default, as in EmoCueDataModule.preprocess_spec
+        preprocess["resample"] = resample
+    if sampling != "centre":
+        preprocess["sampling"] = sampling
+    if audio_resampler != "ffmpeg":
+        preprocess["audio_resampler"] = audio_resampler
     job = _PackJob(str(root), mode, preprocess)
     remote = is_remote(out)
     stage = Path(tempfile.mkdtemp(prefix="xemogpt-pack-")) if remote else _local(out)
@@ -310,9 +319,11 @@ class ShardDecoder:
     """
 
     def __init__(self, mode: str, num_frames: int, frame_size: int, crop: bool, sample_rate: int,
-                 max_seconds: float) -> None:
+                 max_seconds: float, resample: str = "area", sampling: str = "centre",
+                 audio_resampler: str = "ffmpeg") -> None:
         self.mode = mode
         self.num_frames, self.frame_size, self.crop = num_frames, frame_size, crop
+        self.resample, self.sampling, self.audio_resampler = resample, sampling, audio_resampler
         self.sample_rate, self.max_seconds = sample_rate, max_seconds
 
     def __call__(self, item: dict[str, Any]) -> dict[str, Any]:
@@ -332,7 +343,8 @@ class ShardDecoder:
         try:
             d = decode_clip(video, audio_b, num_frames=self.num_frames, size=self.frame_size, crop=self.crop,
                             sample_rate=self.sample_rate, max_seconds=self.max_seconds,
-                            name=item["video_name"] or item["audio_name"] or sid, channels_first=True)
+                            name=item["video_name"] or item["audio_name"] or sid, channels_first=True,
+                            resample=self.resample, sampling=self.sampling, audio_resampler=self.audio_resampler)
         except DecodeError as e:
             return {"id": sid, "error": e.reason, "detail": str(e)}
         sample = EmoCueSample.from_dict(json.loads(item["sample"]))

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from xemogpt.bridges.layers import LayerShape
 from xemogpt.component import Component
 from xemogpt.components_io import (
     MissingWeightsError,
@@ -76,7 +76,6 @@ class HFSpeechEncoder(Component):
                  dtype: str | None = None, sample_rate: int = 16000) -> None:
         super().__init__()
         self.save_hyperparameters()
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from transformers.models.auto.modeling_auto import MODEL_MAPPING
 
         key = "model.audio_encoder"
@@ -87,7 +86,10 @@ class HFSpeechEncoder(Component):
                              f"{', '.join(SPEECH_TYPES)}")
         self.model = build_hf_model(MODEL_MAPPING[type(cfg)], src, cfg, parse_dtype(dtype, key), key)
         self.normalize = bool(src.preprocess.get("do_normalize", False)) if normalize is None else bool(normalize)
-        self.pass_mask = getattr(cfg, "feat_extract_norm", "layer") == "layer"
+        # The padding mask goes in when the feature extractor returns one (it then reaches the model, as in the
+        # released code); without that setting, as transformers' extractor defaults it: for layer-norm models.
+        self.pass_mask = bool(src.preprocess.get("return_attention_mask",
+                                                 getattr(cfg, "feat_extract_norm", "layer") == "layer"))
         self.kernels, self.strides = list(cfg.conv_kernel), list(cfg.conv_stride)
         self.output_dim = int(cfg.hidden_size)
         self.layer = layer
@@ -112,6 +114,10 @@ class HFSpeechEncoder(Component):
         tmask = torch.arange(h.shape[1], device=h.device)[None] < conv_output_lengths(
             mask.sum(1), self.kernels, self.strides)[:, None]
         return h * tmask[..., None], tmask
+
+    def layer_config(self) -> dict[str, Any]:
+        """The model's layer config, which AECB builds its layers from (``HubertEncoderLayer(config)``)."""
+        return LayerShape.from_config(self.model.config).to_dict()
 
     def portable_spec(self, folder: Path) -> dict[str, Any]:
         return {"path": None, "arch": None, "config": hf_config_dict(self.model.config), "normalize": self.normalize}

@@ -16,8 +16,14 @@ DTYPES: dict[str | None, torch.dtype | None] = {None: None, "fp32": torch.float3
 
 
 def parse_dtype(dtype: str | None, key: str) -> torch.dtype | None:
+    """A recipe dtype -> torch dtype (None: float32). ``auto``: bf16 on GPUs that support it, fp16 on other GPUs,
+    float32 on the CPU (where the released model's numbers are reproduced)."""
+    if dtype == "auto":
+        if torch.cuda.is_available():
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return None
     if dtype not in DTYPES:
-        raise ValueError(f"{key}.dtype must be one of {sorted(k for k in DTYPES if k)} or null, got {dtype!r}")
+        raise ValueError(f"{key}.dtype must be one of {sorted(k for k in DTYPES if k)}, auto or null, got {dtype!r}")
     return DTYPES[dtype]
 
 
@@ -32,6 +38,8 @@ class FrameEncoder(Component):
 
     image_preprocess: ImagePreprocess
     tokens_per_frame: int = 1
+    record_pixels: bool = False  # keep the last preprocessed frames in ``recorded_pixels`` (B, T, 3, h, w)
+    recorded_pixels: torch.Tensor | None = None
 
     def __init__(self, tokens: str, chunk_size: int) -> None:
         super().__init__()
@@ -67,7 +75,10 @@ class FrameEncoder(Component):
         b, t = frames.shape[:2]
         x = frames.flatten(0, 1)
         dtype = next(self.parameters()).dtype
-        outs = [self.encode_images(self.image_preprocess(chunk).to(dtype)) for chunk in x.split(self.chunk_size)]
+        pixels = [self.image_preprocess(chunk).to(dtype) for chunk in x.split(self.chunk_size)]
+        if self.record_pixels:  # xemogpt explain --save-tensors: what the image tower is fed
+            self.recorded_pixels = torch.cat(pixels).view(b, t, *pixels[0].shape[1:])
+        outs = [self.encode_images(chunk) for chunk in pixels]
         y = torch.cat(outs).float()
         if y.dim() == 2:
             return y.view(b, t, -1)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from xemogpt.component import Component
-from xemogpt.components_io import WeightArg, build_hf_model, hf_config, resolve_source
+from xemogpt.components_io import WeightArg, build_hf_model, hf_config, local_folder, resolve_source
 from xemogpt.encoders.frames import parse_dtype
 from xemogpt.registry import register
 
@@ -20,7 +19,10 @@ CLIP_TEXT_FOLDER = WeightArg("folder", "a Hugging Face CLIPModel (or CLIPTextMod
 
 @register("text_encoder", "clip-text")
 class ClipTextEncoder(Component):
-    """Frozen CLIP text tower: list of B strings -> (B, projection_dim) L2-normalised embeddings (768 for ViT-L/14).
+    """Frozen CLIP text tower: list of B strings -> (B, projection_dim) embeddings (768 for ViT-L/14), exactly
+    ``CLIPModel.get_text_features`` of the folder (what the official VECB aligns with), L2-normalised only when
+    ``normalize`` is set. From a full CLIPModel folder the projection width is the model's top-level
+    ``projection_dim``, whatever its ``text_config`` says.
 
     The tower is kept outside the module tree (it is loaded from ``path``, never trained, and not part of model
     checkpoints); :meth:`num_parameters` still counts it.
@@ -31,16 +33,16 @@ class ClipTextEncoder(Component):
         config: text-config fields overriding the folder's / arch's.
         tokenizer: a tokenizer folder (default: ``path``). batch_size: encoding batch size.
         cache: remember embeddings of texts already seen. dtype: weights dtype.
+        normalize: L2-normalise the embeddings (the released model does not).
     """
 
     weight_args = {"path": CLIP_TEXT_FOLDER}
 
     def __init__(self, path: str | None = None, arch: str | None = None, config: dict[str, Any] | None = None,
                  tokenizer: str | None = None, batch_size: int = 64, cache: bool = True,
-                 dtype: str | None = None) -> None:
+                 dtype: str | None = None, normalize: bool = False) -> None:
         super().__init__()
         self.save_hyperparameters()
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from transformers import AutoTokenizer, CLIPTextModelWithProjection
 
         key = "model.text_encoder"
@@ -52,7 +54,8 @@ class ClipTextEncoder(Component):
         for p in model.parameters():
             p.requires_grad_(False)
         self.__dict__["_model"] = model
-        tok_folder = tokenizer or (str(src.folder) if src.folder is not None else None)
+        tok_folder = local_folder(tokenizer, f"{key}.tokenizer") or (str(src.folder) if src.folder is not None
+                                                                      else None)
         self.__dict__["_tokenizer"] = (AutoTokenizer.from_pretrained(tok_folder, local_files_only=True)
                                        if tok_folder else None)
         self.max_length = int(cfg.max_position_embeddings)
@@ -76,12 +79,12 @@ class ClipTextEncoder(Component):
             tok = self._tokenizer(texts[i: i + self.hparams.batch_size], padding=True, truncation=True,
                                   max_length=self.max_length, return_tensors="pt").to(self.device)
             emb = self._model(input_ids=tok["input_ids"], attention_mask=tok["attention_mask"]).text_embeds
-            out.append(F.normalize(emb.float(), dim=-1))
+            out.append(F.normalize(emb.float(), dim=-1) if self.hparams.normalize else emb.float())
         return torch.cat(out)
 
     @torch.no_grad()
     def encode(self, texts: list[str]) -> torch.Tensor:
-        """texts (B,) -> (B, output_dim) float32, L2-normalised."""
+        """texts (B,) -> (B, output_dim) float32 (L2-normalised with ``normalize``)."""
         if not self.hparams.cache:
             return self._embed(list(texts))
         todo = [t for t in dict.fromkeys(texts) if t not in self._cache]

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from xemogpt import registry
-from xemogpt.component import Component, ShapeError
+from xemogpt.component import Component
 from xemogpt.components_io import declared_weights
 from xemogpt.registry import register
 
@@ -19,9 +19,10 @@ MODALITIES = ("video", "audio")
 class PerModalityTextEncoder(Component):
     """A text encoder for the visual cue texts and another for the acoustic ones.
 
-    ``encode(texts, modality)`` with ``modality`` ``"video"`` or ``"audio"`` -> (B, output_dim) L2-normalised.
-    Both must have the same width today (the model wires one ``text_dim`` into both bridges): CLIP ViT-L/14's text
-    projection and LaBSE are both 768 wide.
+    ``encode(texts, modality)`` with ``modality`` ``"video"`` or ``"audio"`` -> (B, width of that encoder). The widths
+    may differ: each bridge projects its own text encoder's embeddings to the shared alignment width with its own
+    ``text_project`` (as published: CLIP's text projection for VECB, LaBSE for AECB), and the model wires each
+    bridge's ``text_dim`` from its own encoder (``.video.output_dim``, ``.audio.output_dim``).
 
     Args:
         video: text-encoder spec for VECB alignment (e.g. ``{name: clip-text, path: ...}``).
@@ -35,11 +36,7 @@ class PerModalityTextEncoder(Component):
         self.save_hyperparameters()
         self.video = registry.build("text_encoder", video, "model.text_encoder.video")
         self.audio = registry.build("text_encoder", audio, "model.text_encoder.audio")
-        if self.video.output_dim != self.audio.output_dim:
-            raise ShapeError(f"model.text_encoder: the video text encoder is {self.video.output_dim} wide and the "
-                             f"audio one {self.audio.output_dim}; both bridges get one text_dim, so pick encoders of "
-                             "the same width")
-        self.output_dim = int(self.video.output_dim)
+        self.output_dim = int(self.video.output_dim)  # the video side's; each bridge reads its own encoder's width
         self.set_frozen(True)
 
     @classmethod

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from xemogpt.component import Component
-from xemogpt.components_io import WeightArg, hf_config, is_architecture_only
+from xemogpt.components_io import WeightArg, hf_config, is_architecture_only, local_folder
 from xemogpt.registry import register
 
 ST_FOLDER = WeightArg("folder", "a sentence-transformers folder (modules.json, config.json, weights, tokenizer)",
@@ -27,11 +27,13 @@ def bundled_minilm_path() -> str:
 
 @register("text_encoder", "sentence-transformers")
 class SentenceTransformerEncoder(Component):
-    """Frozen sentence-transformers model: list of B strings -> (B, output_dim) L2-normalised embeddings.
+    """Frozen sentence-transformers model: list of B strings -> (B, output_dim) embeddings, exactly what the
+    folder's pipeline gives (``SentenceTransformer.encode``, as the released AECB's text side calls it; LaBSE and
+    all-MiniLM-L6-v2 end in a Normalize module, so theirs are unit length).
 
     Args:
         path: a local sentence-transformers folder (LaBSE in the paper); None uses the bundled all-MiniLM-L6-v2.
-        batch_size: encoding batch size.
+        batch_size: encoding batch size. normalize: L2-normalise on top of the pipeline (default: as it is).
         cache: remember embeddings of texts already seen (training repeats the same cue texts every epoch).
         arch: a shipped architecture (``labse``, ``all-minilm-l6-v2``) that ``xemogpt zoo --describe`` builds when
             the folder is absent (an encoder built that way counts parameters but cannot encode).
@@ -40,11 +42,10 @@ class SentenceTransformerEncoder(Component):
     weight_args = {"path": ST_FOLDER}
 
     def __init__(self, path: str | None = None, batch_size: int = 64, cache: bool = True,
-                 arch: str | None = None) -> None:
+                 arch: str | None = None, normalize: bool = False) -> None:
         super().__init__()
         self.save_hyperparameters()
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        folder = path or bundled_minilm_path()
+        folder = local_folder(path, "model.text_encoder.path") or bundled_minilm_path()
         self._cache: dict[str, torch.Tensor] = {}
         if is_architecture_only():
             # Describe mode: the architecture from the folder's configs (or `arch`), no weights read.
@@ -76,7 +77,7 @@ class SentenceTransformerEncoder(Component):
 
     @torch.no_grad()
     def encode(self, texts: list[str]) -> torch.Tensor:
-        """texts (B,) -> (B, output_dim) float32, L2-normalised."""
+        """texts (B,) -> (B, output_dim) float32."""
         if isinstance(self._model, ArchitectureStandin):
             raise ValueError("this sentence-transformers encoder was built for description only (no weights)")
         todo = [t for t in dict.fromkeys(texts) if t not in self._cache]
@@ -84,7 +85,8 @@ class SentenceTransformerEncoder(Component):
             if self._model.device != self.device:  # kept outside the module tree, so `.to()` does not reach it
                 self._model.to(self.device)
             emb = self._model.encode(todo, batch_size=self.hparams.batch_size, convert_to_tensor=True,
-                                     normalize_embeddings=True, show_progress_bar=False).float().cpu()
+                                     normalize_embeddings=self.hparams.normalize,
+                                     show_progress_bar=False).float().cpu()
             if not self.hparams.cache:
                 lookup = dict(zip(todo, emb))
                 return torch.stack([lookup[t] for t in texts]).to(self.device)

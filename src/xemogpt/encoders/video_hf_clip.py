@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from xemogpt.bridges.layers import LayerShape
 from xemogpt.components_io import WeightArg, build_hf_model, hf_config, hf_config_dict, resolve_source
 from xemogpt.encoders.frames import FrameEncoder, parse_dtype
 from xemogpt.encoders.image_preprocess import from_hf_processor
@@ -21,8 +21,10 @@ CLIP_FOLDER = WeightArg("folder", "a Hugging Face CLIPModel or CLIPVisionModel f
 class HFClipVisionEncoder(FrameEncoder):
     """Frozen CLIP image tower from a transformers folder, per frame.
 
-    frames (B, T, 3, H, W) uint8 or float in [0, 1] -> ``tokens: cls``: (B, T, hidden) -- the post-LayerNorm [CLS]
-    token of each frame, (B, 16, 1024) for ViT-L/14 and 16 frames as in the paper; ``tokens: patch``: (B, T * N,
+    frames (B, T, 3, H, W) uint8 or float in [0, 1] -> ``tokens: cls``: (B, T, hidden) -- the [CLS] token of each
+    frame, (B, 16, 1024) for ViT-L/14 and 16 frames as in the paper: the tower's post-LayerNorm ``pooler_output``
+    by default, the raw ``last_hidden_state[:, 0]`` with ``cls_norm: false`` (what the released XEmoGPT reads);
+    ``tokens: patch``: (B, T * N,
     hidden), the N = (image_size / patch_size)^2 patch tokens of each frame (256 for ViT-L/14 at 224).
     Resize, centre crop and normalisation come from the folder's ``preprocessor_config.json`` (or the named config).
 
@@ -32,8 +34,10 @@ class HFClipVisionEncoder(FrameEncoder):
         config: vision-config fields overriding the folder's / arch's (tiny test towers, ``image_size``...).
         preprocess: overrides of the resolved preprocessing (``resize``, ``crop``, ``mean``, ``std``...).
         tokens: ``cls`` or ``patch``. layer: hidden-state index to read (None: the final output; -2 is the
-            penultimate layer LLaVA uses); a ``cls`` token still gets the tower's post-LayerNorm (so ``layer: -1``
-            equals the default), patch tokens are the raw hidden states. freeze: frozen (default).
+            penultimate layer LLaVA uses); a ``cls`` token gets the tower's post-LayerNorm when ``cls_norm`` (so
+            ``layer: -1`` equals the default), patch tokens are the raw hidden states.
+        cls_norm: apply ``post_layernorm`` to the [CLS] token (default true; the paper recipe: false).
+        freeze: frozen (default).
         dtype: weights dtype (bf16/fp16 on GPU).
         chunk_size: frames per forward pass (bounds activation memory).
     """
@@ -42,10 +46,9 @@ class HFClipVisionEncoder(FrameEncoder):
 
     def __init__(self, path: str | None = None, arch: str | None = None, config: dict[str, Any] | None = None,
                  preprocess: dict[str, Any] | None = None, tokens: str = "cls", layer: int | None = None,
-                 freeze: bool = True, dtype: str | None = None, chunk_size: int = 64) -> None:
+                 cls_norm: bool = True, freeze: bool = True, dtype: str | None = None, chunk_size: int = 64) -> None:
         super().__init__(tokens, chunk_size)
         self.save_hyperparameters()
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from transformers import CLIPVisionModel
 
         key = "model.video_encoder"
@@ -67,13 +70,21 @@ class HFClipVisionEncoder(FrameEncoder):
         want_hidden = self.layer is not None
         out = self.model(pixel_values=x, output_hidden_states=want_hidden)
         if self.tokens == "cls":
+            norm = self.hparams.cls_norm
             if not want_hidden:
-                return out.pooler_output
+                return out.pooler_output if norm else out.last_hidden_state[:, 0]
+            cls = out.hidden_states[self.layer][:, 0]
+            if not norm:
+                return cls
             # the tower's own final LayerNorm on the [CLS] token of the chosen layer, as pooler_output has it
             tower = getattr(self.model, "vision_model", self.model)  # transformers 4 nests the tower, 5 does not
-            return tower.post_layernorm(out.hidden_states[self.layer][:, 0])
+            return tower.post_layernorm(cls)
         h = out.last_hidden_state if not want_hidden else out.hidden_states[self.layer]
         return h[:, 1:]
+
+    def layer_config(self) -> dict[str, Any]:
+        """The tower's layer config, which VECB builds its layers from (``CLIPEncoderLayer(vision_config)``)."""
+        return LayerShape.from_config(self.model.config).to_dict()
 
     def portable_spec(self, folder: Path) -> dict[str, Any]:
         """Spec that rebuilds this tower without its original folder (the architecture travels in ``config``)."""

@@ -13,10 +13,16 @@ Metrics (all written to ``metrics.json`` and ``report.md``):
   samples (a description that names no emotion counts as wrong);
 - ``ovmer``: OV-MER ``precision`` / ``recall`` / ``avg`` of the open-vocabulary label set the description names
   (every label of the evaluation vocabulary it mentions, in any word form the emotion table knows, leaving out
-  sentences about what is said unless nothing else names one) against the samples' ``labels``, no synonym groups.
+  sentences about what is said unless nothing else names one) against the samples' ``labels``, no synonym groups;
+  with ``eval.wheels`` (AffectGPT's published ``emotion_wheel`` folder, or a wheel mapping file) also
+  ``ovmer.ew_level1``, the level-1 emotion-wheel F / P / R of the same label sets
+  (:func:`xemogpt.metrics.ovmer_wheel.ew_level1`).
 
 Baselines beside the model: ``majority`` (every sample gets a typical training description of the most frequent
-training emotion) and ``shuffled`` (the model's own predictions shuffled across samples).
+emotion of the model's own training data) and ``shuffled`` (the model's own predictions shuffled across samples);
+see :mod:`xemogpt.evaluation.baselines`. Whatever the evaluated data lacks (labels, cue ids, reference cues of a
+modality, the model's training data for ``majority``) leaves those metrics out, each listed under
+``not_reported`` with the reason (:mod:`xemogpt.evaluation.coverage`).
 
 Reproducibility: generation runs with the global random generators seeded from ``seed`` and restored afterwards, so
 sampled descriptions (``do_sample``) are a function of the model, the data and the seed, never of what the process
@@ -37,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from xemogpt.data.schema import EmoCueSample
+from xemogpt.evaluation.baselines import TrainingData
 
 MODALITIES = ("visual", "auditory", "emotional")
 
@@ -158,8 +165,9 @@ def discrete_emotion_scores(samples: list[EmoCueSample], texts: list[str],
     return {k: res[k] for k in ("accuracy", "weighted_f1", "uar", "war", "n")}
 
 
-def ovmer_scores(samples: list[EmoCueSample], texts: list[str]) -> dict[str, Any] | None:
-    """OV-MER of the labels each text names against the samples' open-vocabulary ``labels`` (None: no labels)."""
+def ovmer_scores(samples: list[EmoCueSample], texts: list[str], wheels: Any = None) -> dict[str, Any] | None:
+    """OV-MER of the labels each text names against the samples' open-vocabulary ``labels`` (None: no labels), plus
+    the level-1 emotion-wheel figure when ``wheels`` (a folder, mapping file or loaded wheels) is given."""
     from xemogpt.metrics.ovmer import ovmer
 
     if not any(s.labels for s in samples):
@@ -168,11 +176,16 @@ def ovmer_scores(samples: list[EmoCueSample], texts: list[str]) -> dict[str, Any
     ref = {s.id: list(s.labels) for s in samples}
     pred = {s.id: labels_from_text(t, vocab) for s, t in zip(samples, texts)}
     res = ovmer(pred, ref)
-    return {k: res[k] for k in ("precision", "recall", "avg", "n")}
+    out = {k: res[k] for k in ("precision", "recall", "avg", "n")}
+    if wheels is not None:
+        from xemogpt.metrics.ovmer_wheel import ew_level1
+
+        out["ew_level1"] = ew_level1(pred, ref, wheels)
+    return out
 
 
 def score_texts(samples: list[EmoCueSample], texts: list[str], extractor, encoder=None,
-                pred_cues: list[dict[str, list[str]]] | None = None) -> dict[str, Any]:
+                pred_cues: list[dict[str, list[str]]] | None = None, wheels: Any = None) -> dict[str, Any]:
     """Every metric of ``texts`` (one generated description per sample) against the samples' annotations."""
     from xemogpt.data.synth.cues import emotion_from_text
     from xemogpt.metrics.emocue360 import emocue360
@@ -187,13 +200,15 @@ def score_texts(samples: list[EmoCueSample], texts: list[str], extractor, encode
     out: dict[str, Any] = {
         "emotion_accuracy": acc,
         "cues": cue_reproduction(samples, texts),
-        "emocue360": {m: {k: ec[m][k] for k in ("precision", "recall", "f1", "n")} for m in MODALITIES},
+        # a modality no sample has reference cues for is not scored (None, not NaN)
+        "emocue360": {m: {k: (ec[m][k] if ec[m]["n"] or k == "n" else None) for k in ("precision", "recall", "f1", "n")}
+                      for m in MODALITIES},
         "n": len(samples),
     }
     emotion = discrete_emotion_scores(samples, texts, vocab)
     if emotion is not None:
         out["discrete"] = emotion
-    ov = ovmer_scores(samples, texts)
+    ov = ovmer_scores(samples, texts, wheels)
     if ov is not None:
         out["ovmer"] = ov
     return out
@@ -201,7 +216,10 @@ def score_texts(samples: list[EmoCueSample], texts: list[str], extractor, encode
 
 def majority_texts(train: list[EmoCueSample], n: int) -> list[str]:
     """The majority-class baseline: the most typical training description of the most frequent emotion."""
-    emotion = Counter(s.emotion for s in train if s.emotion).most_common(1)[0][0]
+    counts = Counter(s.emotion for s in train if s.emotion)
+    if not counts:
+        raise ValueError("the majority baseline needs training samples with emotion labels; none has one")
+    emotion = counts.most_common(1)[0][0]
     pool = [s for s in train if s.emotion == emotion]
     key = Counter(json.dumps(s.cue_ids, sort_keys=True) for s in pool).most_common(1)[0][0]
     typical = next(s for s in pool if json.dumps(s.cue_ids, sort_keys=True) == key)
@@ -233,17 +251,33 @@ def build_extractor(extractor: Any) -> tuple[Any, str]:
     return extractor, type(extractor).__name__
 
 
-def evaluate_model(model, dm, out_dir: str | Path, split: str = "test", extractor: Any = "offline",
-                   batch_size: int = 32, baselines: bool = True, seed: int = 0, **gen: Any) -> dict[str, Any]:
-    """Generate for ``split``, score everything, write predictions.jsonl, metrics.json and report.md.
+def generate_for(model, dm, split: str = "test", batch_size: int = 32, **gen: Any) -> list[dict[str, Any]]:
+    """:func:`generate_predictions` for ``split``, or for every split in turn when ``split`` is ``"all"``."""
+    from xemogpt.evaluation.coverage import eval_splits
 
-    ``seed``: the random state generation starts from (matters only when sampling; see the module docstring).
+    return [r for sp in eval_splits(split) for r in generate_predictions(model, dm, sp, batch_size, **gen)]
+
+
+def evaluate_model(model, dm, out_dir: str | Path, split: str = "test", extractor: Any = "offline",
+                   batch_size: int = 32, baselines: bool = True, training: TrainingData | None = None,
+                   wheels: Any = None, seed: int = 0, **gen: Any) -> dict[str, Any]:
+    """Generate for ``split`` (``"all"``: every sample), score every metric the data allows, write
+    predictions.jsonl, metrics.json and report.md.
+
+    ``training`` is the data the model was trained on, for the ``majority`` baseline (see
+    :mod:`xemogpt.evaluation.baselines`); None means ``dm`` is that data (evaluation at the end of training).
+    Metrics and baselines the data cannot support are listed with the reason under ``not_reported``. ``wheels``:
+    the recipe's ``eval.wheels``, read before generating so that a bad path fails at once. ``seed``: the random state
+    generation starts from (matters only when sampling; see the module docstring).
     """
     from xemogpt.evaluation.report import write_report
+    from xemogpt.metrics.ovmer_wheel import load_wheels
+
+    wheels = load_wheels(wheels) if wheels else None
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    records = generate_predictions(model, dm, split, batch_size, seed=seed, **gen)
+    records = generate_for(model, dm, split, batch_size, seed=seed, **gen)
     by_id = {s.id: s for s in dm.samples}
     samples = [by_id[r["id"]] for r in records]
     texts = [r["prediction"] for r in records]
@@ -254,15 +288,53 @@ def evaluate_model(model, dm, out_dir: str | Path, split: str = "test", extracto
         for r in records:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
     results: dict[str, Any] = {"split": split, "extractor": ext_name,
-                               "model": score_texts(samples, texts, ext, pred_cues=pred_cues)}
-    if baselines and samples:
-        train = dm.split_samples("train")
-        results["majority"] = score_texts(samples, majority_texts(train, len(samples)), ext)
-        results["shuffled"] = score_texts(samples, shuffled(texts), ext)
+                               "model": score_texts(samples, texts, ext, pred_cues=pred_cues, wheels=wheels)}
+    results.update(_coverage(samples, results["model"]))
+    if baselines:
+        training = training or TrainingData(dm.split_samples("train"), str(dm.root))
+        known = dict(zip(texts, pred_cues))
+        results.update(_baselines(samples, texts, training, ext, results["not_reported"], known, wheels))
     results["skipped"] = dm.skips.counts()
     (out_dir / "metrics.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
     write_report(results, _worked_examples(records, samples), out_dir / "report.md")
     return results
+
+
+def _coverage(samples: list[EmoCueSample], model_scores: dict[str, Any]) -> dict[str, Any]:
+    """``not_reported`` (metric -> why) and ``inputs`` (samples lacking each input) of an evaluated set."""
+    from xemogpt.evaluation.coverage import input_counts, not_reported
+
+    return {"not_reported": not_reported(samples, model_scores), "inputs": input_counts(samples)}
+
+
+def _cues_for(texts: list[str], ext, known: dict[str, dict[str, list[str]]]) -> list[dict[str, list[str]]]:
+    """Cues of ``texts``, extracting each distinct text not in ``known`` once (a baseline repeats one description,
+    or reuses the model's own texts) and adding it to ``known``."""
+    todo = list(dict.fromkeys(t for t in texts if t not in known))
+    known.update(zip(todo, ext.extract(todo) if todo else []))
+    return [known[t] for t in texts]
+
+
+def _baselines(samples: list[EmoCueSample], texts: list[str], training: TrainingData, ext,
+               not_reported: dict[str, str], known: dict[str, dict[str, list[str]]] | None = None,
+               wheels: Any = None) -> dict[str, Any]:
+    """Scores of each baseline that can be built (plus where ``majority`` came from and what it says); the others
+    go into ``not_reported`` with the reason. ``known`` maps texts to cues already extracted (the model's)."""
+    from xemogpt.evaluation.baselines import majority_baseline, shuffled_baseline
+
+    known = {} if known is None else known
+    out: dict[str, Any] = {}
+    if not samples:
+        return out
+    for name, (base, why) in (("majority", majority_baseline(training, len(samples))),
+                              ("shuffled", shuffled_baseline(texts))):
+        if base is None:
+            not_reported[f"{name} baseline"] = str(why)
+            continue
+        out[name] = score_texts(samples, base, ext, pred_cues=_cues_for(base, ext, known), wheels=wheels)
+        if name == "majority":
+            out["majority_from"], out["majority_description"] = training.where, base[0]
+    return out
 
 
 def _worked_examples(records: list[dict[str, Any]], samples: list[EmoCueSample], k: int = 3) -> list[dict[str, Any]]:

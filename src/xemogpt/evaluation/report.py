@@ -16,13 +16,16 @@ def metric_rows(results: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
     def fmt(v):
         return "-" if v is None else f"{v:.3f}"
 
-    rows.append(("emotion accuracy", {s: fmt(results[s].get("emotion_accuracy")) for s in systems}))
+    if any(results[s].get("emotion_accuracy") is not None for s in systems):
+        rows.append(("emotion accuracy", {s: fmt(results[s].get("emotion_accuracy")) for s in systems}))
     if results[systems[0]].get("cues"):
         for m in ("visual", "auditory", "emotional"):
             rows.append((f"{m} cues reproduced", {s: fmt(results[s]["cues"][m]["reproduced"]) for s in systems}))
         for m in ("visual", "auditory"):
             rows.append((f"{m} cue precision", {s: fmt(results[s]["cues"][m]["precision"]) for s in systems}))
     for m in ("visual", "auditory", "emotional"):
+        if not any(results[s]["emocue360"][m]["n"] for s in systems):  # no reference cue of m: not scored
+            continue
         for k in ("precision", "recall", "f1"):
             rows.append((f"EmoCue-360 {m} {k[0].upper()}", {s: fmt(results[s]["emocue360"][m][k]) for s in systems}))
     if any(results[s].get("discrete") for s in systems):
@@ -31,6 +34,9 @@ def metric_rows(results: dict[str, Any]) -> list[tuple[str, dict[str, str]]]:
     if any(results[s].get("ovmer") for s in systems):
         for k, name in (("precision", "P"), ("recall", "R"), ("avg", "avg")):
             rows.append((f"OV-MER {name}", {s: fmt((results[s].get("ovmer") or {}).get(k)) for s in systems}))
+        if any((results[s].get("ovmer") or {}).get("ew_level1") for s in systems):
+            rows.append(("OV-MER EW level-1 F", {s: fmt(((results[s].get("ovmer") or {}).get("ew_level1") or {})
+                                                       .get("fscore")) for s in systems}))
     return rows
 
 
@@ -41,7 +47,7 @@ def table(results: dict[str, Any], markdown: bool = False) -> str:
         lines = ["| metric | " + " | ".join(systems) + " |", "|---|" + "---:|" * len(systems)]
         lines += [f"| {name} | " + " | ".join(vals[s] for s in systems) + " |" for name, vals in rows]
         return "\n".join(lines)
-    width = max(len(n) for n, _ in rows) + 2
+    width = max((len(n) for n, _ in rows), default=6) + 2
     lines = ["metric".ljust(width) + "".join(s.rjust(10) for s in systems)]
     lines += [name.ljust(width) + "".join(vals[s].rjust(10) for s in systems) for name, vals in rows]
     return "\n".join(lines)
@@ -52,19 +58,37 @@ def print_metrics(results: dict[str, Any]) -> None:
     print(f"\nEvaluation on the {results.get('split', 'test')} split ({n} samples, cue extractor: "
           f"{results.get('extractor')}):")
     print(table(results))
+    for line in coverage_lines(results):
+        print(line)
     if results.get("skipped"):
         print(f"skipped samples: {results['skipped']}")
+
+
+def coverage_lines(results: dict[str, Any]) -> list[str]:
+    """One line per metric or baseline left out (and why), where ``majority`` came from, and the inputs the
+    evaluated samples lack."""
+    from xemogpt.evaluation.coverage import input_note
+
+    lines = [f"not reported: {name}: {why}" for name, why in (results.get("not_reported") or {}).items()]
+    if results.get("majority_from"):
+        lines.append(f"majority baseline from the train split of {results['majority_from']}")
+    note = input_note(results.get("inputs") or {}, (results.get("model") or {}).get("n", 0))
+    if note:
+        lines.append(f"inputs: {note} (the model ran without them)")
+    return lines
 
 
 def write_report(results: dict[str, Any], records: list[dict[str, Any]], path: str | Path, examples: int = 3) -> Path:
     path = Path(path)
     lines = [f"# Evaluation report ({results.get('split', 'test')} split, {len(records)} samples)", "",
              f"Cue extractor: `{results.get('extractor')}`. Baselines: `majority` gives every sample a typical "
-             "training description of the most frequent emotion; `shuffled` gives each sample another sample's "
-             "prediction.", "", table(results, markdown=True), "", "## Worked examples", ""]
+             "description of the most frequent emotion of the model's training data; `shuffled` gives each sample "
+             "another sample's prediction.", "", table(results, markdown=True), ""]
+    notes = coverage_lines(results)
+    lines += [f"- {line}" for line in notes] + ([""] if notes else []) + ["## Worked examples", ""]
     for r in records[:examples]:
-        concluded = f", concluded: {r['predicted_emotion']}" if "predicted_emotion" in r else ""
-        lines += [f"### {r['id']} (label: {r.get('emotion')}{concluded})", "",
+        concluded = f", concluded: {r['predicted_emotion'] or 'none'}" if "predicted_emotion" in r else ""
+        lines += [f"### {r['id']} (label: {r.get('emotion') or 'none'}{concluded})", "",
                   f"*Subtitle:* {r.get('subtitle', '')}", "", f"*Reference:* {r['reference']}", "",
                   f"*Generated:* {r['prediction']}", ""]
         if r.get("cues"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +15,16 @@ from xemogpt.components_io import (
     hf_config,
     hf_config_dict,
     is_architecture_only,
+    local_folder,
     resolve_source,
 )
-from xemogpt.llm.tokenizer import AUDIO_MARKER, EOS, VIDEO_MARKER, ensure_markers, load_tokenizer, tokenizer_from_json
+from xemogpt.llm.prompt import TEMPLATES
+from xemogpt.llm.splice import AUDIO_SLOT, VIDEO_SLOT
+from xemogpt.llm.tokenizer import EOS, ensure_pad, load_tokenizer, tokenizer_from_json
 from xemogpt.registry import register
 
 TRAIN_MODES = ("full", "lora", "frozen")
+BOS_MODES = (None, "pad", "bos")
 DTYPES = {None: None, "fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
           "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16, "auto": None}
 LM_FOLDER = WeightArg("folder", "a Hugging Face causal-LM folder with its tokenizer (config.json, *.safetensors, "
@@ -59,8 +62,11 @@ class CausalLMHead(Component):
         train_mode: ``full``, ``lora`` (peft) or ``frozen``.
         lora: LoRA settings: r, alpha, dropout, target_modules (paper: 512, 512, 0.05, [q_proj, k_proj, v_proj]);
             q/k/v/o targets map to the fused ``c_attn`` / ``attn.c_proj`` of GPT-2-shaped models.
-        template: ``paper`` (###Human:/###Assistant:) or ``chat`` (the tokenizer's chat template).
-        max_length: longest spliced sequence (longer ones are cut from the left of the prompt... never the target).
+        template: ``paper`` (the released prompt), ``human-assistant`` or ``chat`` (see :mod:`xemogpt.llm.prompt`).
+        max_length: the most places the prompt part (text and modality tokens, after ``bos``) takes; a longer one
+            keeps its first ``max_length`` places and the target follows in full (the official ``max_context_len``).
+        bos: what starts every sequence: ``pad`` (the pad token's embedding, as the released XEmoGPT does with
+            Qwen), ``bos`` (the tokenizer's bos token) or None (nothing).
         dtype: weights dtype: bf16, fp16, fp32, ``auto`` (bf16 where the GPU supports it, fp16 on other GPUs,
             fp32 on CPU) or None (fp32).
         gradient_checkpointing: recompute activations in the backward pass.
@@ -71,7 +77,7 @@ class CausalLMHead(Component):
     def __init__(self, path: str | None = None, arch: str = "qwen3", config: dict[str, Any] | str | None = None,
                  tokenizer: str | None = None, tokenizer_json: str | None = None, train_mode: str = "full",
                  lora: dict[str, Any] | None = None, template: str = "paper", max_length: int = 2048,
-                 dtype: str | None = None, gradient_checkpointing: bool = False) -> None:
+                 dtype: str | None = None, gradient_checkpointing: bool = False, bos: str | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
         key = "model.llm_head"
@@ -79,7 +85,10 @@ class CausalLMHead(Component):
             raise ValueError(f"llm_head.train_mode must be one of {TRAIN_MODES}, got {train_mode!r}")
         if dtype not in DTYPES:
             raise ValueError(f"llm_head.dtype must be one of {sorted(k for k in DTYPES if k)} or null, got {dtype!r}")
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        if template not in TEMPLATES:
+            raise ValueError(f"llm_head.template must be one of {TEMPLATES}, got {template!r}")
+        if bos not in BOS_MODES:
+            raise ValueError(f"llm_head.bos must be one of pad, bos or null, got {bos!r}")
         from transformers import AutoModelForCausalLM
         from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
 
@@ -89,7 +98,8 @@ class CausalLMHead(Component):
         src = resolve_source(path, named, overrides, key, LM_FOLDER.what, preprocess_file=None)
         arch_only = is_architecture_only()
         self.tokenizer = None
-        tok_folder = tokenizer or (str(src.folder) if src.folder is not None else None)
+        tok_folder = (local_folder(tokenizer, f"{key}.tokenizer") if tokenizer not in (None, "build") else tokenizer) \
+            or (str(src.folder) if src.folder is not None else None)
         if tokenizer_json is not None:
             self.tokenizer = tokenizer_from_json(tokenizer_json)
         elif tok_folder and tok_folder != "build" and (Path(tok_folder).is_dir() or not arch_only):
@@ -98,7 +108,7 @@ class CausalLMHead(Component):
             raise ValueError("llm_head needs a tokenizer: give `path`, `tokenizer` (a folder) or build one from the "
                              "training data with `tokenizer: build` in the recipe")
         if self.tokenizer is not None:
-            ensure_markers(self.tokenizer)
+            ensure_pad(self.tokenizer)
         cfg_dict = dict(src.config)
         if src.folder is None and self.tokenizer is not None:
             # Built from a config: ids come from the tokenizer (a named config keeps its own vocabulary size).
@@ -124,10 +134,14 @@ class CausalLMHead(Component):
         self.hidden_size = int(self.model.get_input_embeddings().embedding_dim)
         self.output_dim = int(self.model.get_input_embeddings().num_embeddings)
         tok = self.tokenizer
-        self.audio_marker_id = tok.convert_tokens_to_ids(AUDIO_MARKER) if tok is not None else None
-        self.video_marker_id = tok.convert_tokens_to_ids(VIDEO_MARKER) if tok is not None else None
+        self.audio_marker_id, self.video_marker_id = AUDIO_SLOT, VIDEO_SLOT  # where the prompt takes its media
         self.eos_id = None if tok is None else (tok.eos_token_id if tok.eos_token_id is not None else
                                                 tok.convert_tokens_to_ids(EOS))
+        self.bos_id = None
+        if tok is not None and bos is not None:
+            self.bos_id = tok.pad_token_id if bos == "pad" else tok.bos_token_id
+            if self.bos_id is None:
+                raise ValueError(f"llm_head.bos: {bos!r}, but the tokenizer has no {bos} token")
         if train_mode == "lora":
             self.model = apply_lora(self.model, lora or {})
         elif train_mode == "frozen":
@@ -153,17 +167,34 @@ class CausalLMHead(Component):
         return self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids,
                           labels=labels, use_cache=False)
 
+    def stop_ids(self) -> list[int]:
+        """Generation stops at the tokenizer's eos or its pad token (Qwen: ``<|im_end|>`` or ``<|endoftext|>``)."""
+        tok = self.tokenizer
+        return list(dict.fromkeys(i for i in (self.eos_id, tok.pad_token_id) if i is not None))
+
     @torch.no_grad()
-    def generate(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, **gen: Any) -> list[str]:
-        """Left-padded prompts (B, L, H) -> B decoded continuations (batched, with the KV cache)."""
+    def generate_ids(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, **gen: Any) -> torch.Tensor:
+        """Left-padded prompts (B, L, H) -> generated token ids (B, N) (batched, with the KV cache).
+
+        Settings not given (None) come from the model folder's generation config, as the official code leaves them
+        (Qwen3's ``top_k: 20`` applies when sampling); ``do_sample: false`` drops the sampling ones."""
         gen = {k: v for k, v in gen.items() if v is not None}
         if not gen.get("do_sample"):
             for k in ("temperature", "top_p", "top_k"):
                 gen.pop(k, None)
-        out = self.model.generate(inputs_embeds=inputs_embeds, attention_mask=attention_mask,
-                                  pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.eos_id,
-                                  use_cache=True, **gen)
-        return [t.strip() for t in self.tokenizer.batch_decode(out, skip_special_tokens=True)]
+            gen.setdefault("do_sample", False)
+        return self.model.generate(inputs_embeds=inputs_embeds, attention_mask=attention_mask,
+                                   pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.stop_ids(),
+                                   use_cache=True, **gen)
+
+    def decode(self, ids: torch.Tensor) -> list[str]:
+        """Generated ids (B, N) -> texts, special tokens skipped, stripped."""
+        return [t.strip() for t in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+
+    @torch.no_grad()
+    def generate(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, **gen: Any) -> list[str]:
+        """Left-padded prompts (B, L, H) -> B decoded continuations."""
+        return self.decode(self.generate_ids(inputs_embeds, attention_mask, **gen))
 
 
 def check_folder(path: str | Path, key: str) -> str:

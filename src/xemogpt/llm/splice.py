@@ -1,8 +1,9 @@
 """Splice modality tokens into tokenised prompts for a whole batch at once (no per-sample Python loop).
 
-Each prompt holds every marker (``<AudioHere>``, ``<VideoHere>``) exactly once. A marker expands to the padded
-number of modality tokens; padded modality tokens become holes that are then squeezed out, so the result is a
-dense, right-aligned (training) or left-aligned (generation) sequence with consistent position ids.
+A prompt holds each modality's slot id (:data:`AUDIO_SLOT`, :data:`VIDEO_SLOT`: ids outside every vocabulary,
+never looked up) at most once; a slot expands to that sample's valid modality tokens, so the result is a dense,
+right-aligned (training) or left-aligned (generation) sequence with consistent position ids. A sample without the
+slot must have no valid tokens of that modality (the official ``prompt_wrap`` leaves a missing modality out).
 """
 
 from __future__ import annotations
@@ -11,17 +12,22 @@ from dataclasses import dataclass
 
 import torch
 
+AUDIO_SLOT = -2  # where a prompt takes its audio tokens
+VIDEO_SLOT = -3  # where a prompt takes its video tokens
+
 
 @dataclass
 class Spliced:
     """inputs_embeds (B, L, H); attention_mask (B, L) long; position_ids (B, L); labels (B, L) (-100 = no loss);
-    modality_positions: marker id -> (B, N) positions of that modality's tokens in the output (-1 = dropped)."""
+    modality_positions: slot id -> (B, N) positions of that modality's tokens in the output (-1 = dropped);
+    truncated: (B,) bool, whose prompt part was cut to ``prompt_cap`` (None when no cap was given)."""
 
     inputs_embeds: torch.Tensor
     attention_mask: torch.Tensor
     position_ids: torch.Tensor
     labels: torch.Tensor
     modality_positions: dict[int, torch.Tensor]
+    truncated: torch.Tensor | None = None
 
 
 def pad_ids(seqs: list[list[int]], pad_id: int, device=None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -42,6 +48,7 @@ def splice(
     modalities: dict[int, tuple[torch.Tensor, torch.Tensor]],
     target_mask: torch.Tensor | None = None,
     align: str = "right",
+    prompt_cap: int | None = None,
 ) -> Spliced:
     """Splice modality embeddings into a batch of prompts.
 
@@ -49,10 +56,13 @@ def splice(
         ids: (B, Lt) token ids (prompt, then target tokens when training), right-padded.
         text_mask: (B, Lt) bool, True on real tokens.
         embed: the LM's input embedding (ids (B, L) -> (B, L, H)).
-        modalities: marker token id -> (features (B, N, H), mask (B, N) bool). Every sample must contain each
-            marker exactly once; masked-out features (padding, a missing modality) take no place in the output.
+        modalities: slot id -> (features (B, N, H), mask (B, N) bool). A sample holds each slot at most once (none
+            when it has no valid feature of that modality); masked-out features take no place in the output.
         target_mask: (B, Lt) bool, True on target tokens (they get labels); None for generation.
         align: ``right`` pads at the end (training), ``left`` pads at the start (generation).
+        prompt_cap: the most places the prompt part (text and modality tokens, everything before the target) may
+            take; a longer prompt keeps its first ``prompt_cap`` places (possibly part of a modality block) and the
+            target follows in full -- the official ``max_context_len`` rule.
 
     Every output position is computed directly -- a marker stands for as many places as its sample has valid
     modality tokens -- so the text tokens' embeddings and the features are each copied into their places once (no
@@ -66,13 +76,30 @@ def splice(
     for marker, (_, fmask) in modalities.items():
         hit = (ids == marker) & text_mask
         counts = hit.sum(1)
-        if not bool((counts == 1).all()):
-            bad = int((counts != 1).nonzero()[0, 0])
-            raise ValueError(f"sample {bad} of the batch has {int(counts[bad])} copies of marker token {marker}; "
-                             "each prompt must contain each modality marker exactly once")
+        lost = (counts == 0) & fmask.any(1)
+        if bool((counts > 1).any()) or bool(lost.any()):
+            bad = int(((counts > 1) | lost).nonzero()[0, 0])
+            raise ValueError(f"sample {bad} of the batch has {int(counts[bad])} copies of slot {marker} and "
+                             f"{int(fmask[bad].sum())} valid tokens for it; a prompt holds each modality slot once, "
+                             "and only when the sample has that modality")
         rep = torch.where(hit, fmask.sum(1, keepdim=True).to(rep.dtype).expand_as(rep), rep)
         is_marker |= hit
         hits[marker] = hit
+    truncated = None
+    if prompt_cap is not None:
+        # Places beyond the cap are dropped from the prompt part: a text token there takes none, a modality block
+        # keeps its first `room` tokens; the target's places follow the shortened prompt.
+        prompt = text_mask if target_mask is None else text_mask & ~target_mask
+        room = (prompt_cap - (rep.cumsum(1) - rep)).clamp(min=0)
+        capped = torch.where(prompt, torch.minimum(rep, room), rep)
+        truncated = (capped != rep).any(1)
+        if bool(truncated.any()):
+            kept = {}
+            for marker, (feats, fmask) in modalities.items():
+                allowed = capped.masked_fill(~hits[marker], 0).sum(1, keepdim=True)
+                kept[marker] = (feats, fmask & (fmask.long().cumsum(1) <= allowed))
+            modalities = kept
+            rep = capped
     counts = rep.sum(1)  # output length of each sample
     out_len = max(int(counts.max()), 1) if b else 1
     start = rep.cumsum(1) - rep  # where each input position lands (right-aligned)
@@ -84,7 +111,7 @@ def splice(
     # modality is copied in whole, (B*N, H) in one index_copy (no gather of its valid rows first); the spare row is
     # dropped at the end. (Nothing is written into the lookup's output: with a frozen embedding under activation
     # checkpointing it is a leaf that requires grad -- enable_input_require_grads -- and must not be changed in place.)
-    sel = text_mask & ~is_marker
+    sel = text_mask & ~is_marker & (rep > 0)
     r_idx, c_idx = sel.nonzero(as_tuple=True)
     pos = start[r_idx, c_idx]
     tok_ids = ids[r_idx, c_idx]
@@ -119,7 +146,7 @@ def splice(
         position_ids = (ar - (out_len - counts)[:, None]).clamp(min=0)
     else:
         position_ids = ar.expand(b, out_len).clone()
-    return Spliced(embeds, attn.long(), position_ids, labels, modality_positions)
+    return Spliced(embeds, attn.long(), position_ids, labels, modality_positions, truncated)
 
 
 def splice_loop(
@@ -129,23 +156,29 @@ def splice_loop(
     modalities: dict[int, tuple[torch.Tensor, torch.Tensor]],
     target_mask: torch.Tensor | None = None,
     align: str = "right",
+    prompt_cap: int | None = None,
 ) -> Spliced:
     """Reference implementation with a Python loop over samples (for tests and ``make bench``)."""
     seqs, labs = [], []
     for i in range(ids.shape[0]):
         parts, lab = [], []
+        prompt_len = 0
         for j in range(ids.shape[1]):
             if not text_mask[i, j]:
                 continue
             t = int(ids[i, j])
+            is_target = target_mask is not None and bool(target_mask[i, j])
+            room = None if (prompt_cap is None or is_target) else max(0, prompt_cap - prompt_len)
             if t in modalities:
                 feats, fmask = modalities[t]
-                f = feats[i][fmask[i]]
+                f = feats[i][fmask[i]][:room]
                 parts.append(f)
                 lab += [-100] * f.shape[0]
-            else:
+                prompt_len += f.shape[0]
+            elif room != 0:
                 parts.append(embed(ids[i, j : j + 1]))
-                lab.append(t if target_mask is not None and bool(target_mask[i, j]) else -100)
+                lab.append(t if is_target else -100)
+                prompt_len += 0 if is_target else 1
         seqs.append(torch.cat(parts))
         labs.append(lab)
     out_len = max(s.shape[0] for s in seqs)

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-AUDIO_MARKER = "<AudioHere>"
-VIDEO_MARKER = "<VideoHere>"
+from xemogpt.llm.prompt import AUDIO_MARKER, VIDEO_MARKER
+
 EOS = "<|endoftext|>"
+# Tokenizers built here reserve the marker strings as tokens (kept for vocabulary compatibility); prompts never rely
+# on them: markers are cut out of the text before tokenising (llm/prompt.py).
 SPECIAL_TOKENS = (EOS, AUDIO_MARKER, VIDEO_MARKER)
 
 
@@ -34,15 +36,13 @@ def wrap_tokenizer(tok):
 
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=EOS, pad_token=EOS, bos_token=None,
                                    unk_token=None)
-    ensure_markers(fast)
+    ensure_pad(fast)
     return fast
 
 
-def ensure_markers(tokenizer) -> None:
-    """Add the modality markers as special tokens (no-op when present) and a pad token if missing."""
-    missing = [m for m in (AUDIO_MARKER, VIDEO_MARKER) if m not in tokenizer.get_vocab()]
-    if missing:
-        tokenizer.add_special_tokens({"additional_special_tokens": missing})
+def ensure_pad(tokenizer) -> None:
+    """A pad token where the tokenizer has none (its eos). Nothing else is added: a pretrained tokenizer must
+    tokenise text exactly as its model was trained (a missing modality's marker is plain text in the paper prompt)."""
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
 
@@ -62,5 +62,5 @@ def load_tokenizer(path: str | Path):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-    ensure_markers(tok)
+    ensure_pad(tok)
     return tok

@@ -14,13 +14,17 @@ Exact definition (DESIGN.md, and the published ``EmoCue-360/compute_prf.py`` of 
 * only samples present in the predictions are scored; the result is the mean over scored samples.
 
 Decisions where the published script crashes (documented, and reported in the counts): a predicted sample absent
-from the references is skipped (``missing_ref``); a missing ``visual``/``auditory`` key in a prediction is an empty
-list (counted in ``missing_key``); a missing key in a reference is an empty list (so the sample is skipped); a
-modality with no scored sample reports NaN.
+from the references is skipped (``missing_ref``); a prediction that is ``None`` (its cue extraction failed and was
+skipped, ``--on-failure skip``) is not scored and is counted in ``extraction_failed``; a missing
+``visual``/``auditory`` key in a prediction is an empty list (counted in ``missing_key``); a missing key in a
+reference is an empty list (so the sample is skipped); a modality with no scored sample reports NaN.
 
 Speed: the published script encodes each sample's two lists separately (two model calls per sample and modality).
-Here every *distinct* cue of the call is encoded once, in length-sorted batches, and each sample's similarity
-matrix is a product of rows of that one embedding table. Per-sample means are taken in float32 like the published
+Here every *distinct* cue of the call is encoded once, in batches of equal token count, and each sample's
+similarity matrix is a product of rows of that one embedding table. Vectors go to a disk cache keyed by the
+embedding model's fingerprint and the exact text (:mod:`xemogpt.utils.embedding_cache`), so references scored
+again (every epoch, every ablation cell, every re-run) are never encoded twice; scores are bit-identical with and
+without it. Per-sample means are taken in float32 like the published
 torch code, then F1 and the means over samples in float64, so the numbers agree with it to ~1e-7.
 """
 
@@ -32,7 +36,9 @@ from typing import Any
 
 import numpy as np
 
-from xemogpt.utils.sentence import SentenceEncoder, encode_texts
+from xemogpt.errors import XemoGPTError
+from xemogpt.utils.embedding_cache import EmbeddingCache, cache_for, embed
+from xemogpt.utils.sentence import SentenceEncoder
 
 MODALITIES: tuple[str, ...] = ("visual", "auditory", "emotional")
 TEXT_MARKER = "text"  # auditory cues containing it are about the subtitle, which the model was given
@@ -40,7 +46,7 @@ TEXT_MARKER = "text"  # auditory cues containing it are about the subtitle, whic
 CueDict = Mapping[str, Sequence[str]]
 
 
-class CueFormatError(ValueError):
+class CueFormatError(XemoGPTError, ValueError):
     """A prediction or reference file is not ``{name: {"visual": [...], "auditory": [...], "emotional": [...]}}``."""
 
 
@@ -63,6 +69,7 @@ class _Plan:
     )
     dropped_text_cues: dict[str, int] = field(default_factory=lambda: {"pred": 0, "ref": 0})
     missing_ref: list[str] = field(default_factory=list)
+    extraction_failed: list[str] = field(default_factory=list)
     samples: int = 0
     order: dict[str, list[str]] = field(default_factory=lambda: {m: [] for m in MODALITIES})
 
@@ -99,6 +106,9 @@ def plan_samples(pred: Any, ref: Any) -> _Plan:
     preds, refs = _as_named(pred, "predictions"), _as_named(ref, "references")
     plan = _Plan()
     for name, p_entry in preds.items():
+        if p_entry is None:  # its cue extraction failed and was skipped: not scored, counted
+            plan.extraction_failed.append(name)
+            continue
         if not isinstance(p_entry, Mapping):
             raise CueFormatError(f"predictions sample {name!r} must be a mapping of modality -> cue list, got "
                                  f"{type(p_entry).__name__}")
@@ -141,18 +151,21 @@ def _f1(p: float, r: float) -> float:
     return 2 * r * p / (p + r) if p + r > 0 else 0.0
 
 
-def score_plan(plan: _Plan, encoder: SentenceEncoder | None, batch_size: int = 128) -> dict[str, dict[str, tuple]]:
+def score_plan(plan: _Plan, encoder: SentenceEncoder | None, batch_size: int = 128,
+               cache: EmbeddingCache | None = None) -> dict[str, dict[str, tuple]]:
     """Per-sample scores: ``{modality: {name: (precision, recall, f1)}}`` in prediction order.
 
-    Each distinct cue of the plan is encoded once; a sample's (R, P) similarity block is rows of that table.
+    Each distinct cue of the plan is encoded once (or read from ``cache``); a sample's (R, P) similarity block is
+    rows of that table.
     """
     vocab: dict[str, int] = {}
     for t in plan.tasks:
-        for c in (*t.ref, *t.pred):
-            vocab.setdefault(c, len(vocab))
+        if t.pred:  # an empty prediction scores 0 without a similarity matrix: its references need no vector
+            for c in (*t.ref, *t.pred):
+                vocab.setdefault(c, len(vocab))
     table = np.zeros((0, 0), dtype=np.float32)
     if vocab:
-        emb = encode_texts(encoder, list(vocab), batch_size=batch_size)
+        emb = embed(encoder, list(vocab), cache, batch_size=batch_size)
         table = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
     per: dict[str, dict[str, tuple]] = {m: {} for m in MODALITIES}
     for m in MODALITIES:
@@ -184,6 +197,9 @@ def _summary(plan: _Plan, per: dict[str, dict[str, tuple]], per_sample: bool) ->
     out["auditory"]["dropped_text_cues_pred"] = plan.dropped_text_cues["pred"]
     out["samples"] = plan.samples
     out["missing_ref"] = len(plan.missing_ref)
+    out["extraction_failed"] = len(plan.extraction_failed)
+    if plan.extraction_failed:
+        out["extraction_failed_names"] = plan.extraction_failed[:20]
     if plan.missing_ref:
         out["missing_ref_names"] = plan.missing_ref[:20]
     if per_sample:
@@ -200,6 +216,7 @@ def emocue360(
     *,
     batch_size: int = 128,
     per_sample: bool = False,
+    cache: Any = "auto",
 ) -> dict[str, Any]:
     """EmoCue-360 of predicted against reference cues.
 
@@ -210,19 +227,32 @@ def emocue360(
         encoder: anything with ``encode(list[str]) -> (N, D)`` tensor/array; None uses the bundled all-MiniLM-L6-v2.
         batch_size: sentences per encoder call.
         per_sample: also return every scored sample's P/R/F1 under ``"per_sample"``.
+        cache: the embedding cache: ``"auto"`` (the default folder, see :func:`resolve_cache`), a folder, an
+            :class:`EmbeddingCache`, or None/False (encode everything).
 
     Returns:
         ``{modality: {"precision", "recall", "f1", "n", "skipped_empty_ref", "empty_pred", "missing_key"}}`` for
         visual / auditory / emotional (auditory also has ``dropped_text_cues_ref`` / ``_pred``), plus ``samples``
-        (predictions with a reference) and ``missing_ref`` (predictions without one, skipped).
+        (predictions with a reference), ``missing_ref`` (predictions without one, skipped) and
+        ``extraction_failed`` (None predictions, skipped).
     """
     plan = plan_samples(pred, ref)
     if encoder is None and plan.tasks:
-        from xemogpt.utils.sentence import load_minilm
+        from xemogpt.utils.sentence import default_device, load_minilm
 
-        encoder = load_minilm()
-    per = score_plan(plan, encoder, batch_size=batch_size)
+        encoder = load_minilm(default_device())
+    per = score_plan(plan, encoder, batch_size=batch_size, cache=resolve_cache(cache, encoder) if plan.tasks else None)
     return _summary(plan, per, per_sample)
+
+
+def resolve_cache(cache: Any, encoder: SentenceEncoder | None) -> EmbeddingCache | None:
+    """``"auto"`` -> the default cache of ``encoder`` (None when off or the encoder has no fingerprint); a folder
+    -> the encoder's cache there; an :class:`EmbeddingCache` as is; None/False -> no cache."""
+    if cache is None or cache is False or encoder is None:
+        return None
+    if isinstance(cache, EmbeddingCache):
+        return cache
+    return cache_for(encoder, None if cache == "auto" else cache)
 
 
 def emocue360_per_sample_reference(pred: Any, ref: Any, encoder: SentenceEncoder | None = None) -> dict[str, Any]:
@@ -235,9 +265,9 @@ def emocue360_per_sample_reference(pred: Any, ref: Any, encoder: SentenceEncoder
     import torch
 
     if encoder is None:
-        from xemogpt.utils.sentence import load_minilm
+        from xemogpt.utils.sentence import default_device, load_minilm
 
-        encoder = load_minilm()
+        encoder = load_minilm(default_device())
 
     def embed(cues: list[str]) -> torch.Tensor:
         out = encoder.encode(cues)
@@ -249,7 +279,7 @@ def emocue360_per_sample_reference(pred: Any, ref: Any, encoder: SentenceEncoder
     for m in MODALITIES:
         ps, rs, fs = [], [], []
         for name, entry in preds.items():
-            if name not in refs:
+            if name not in refs or entry is None:
                 continue
             if m == "emotional" and m not in entry:
                 ps.append(0.0), rs.append(0.0), fs.append(0.0)

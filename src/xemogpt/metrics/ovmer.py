@@ -10,6 +10,11 @@ averaged over samples; the published summary is ``avg = (precision + recall) / 2
 F-score ``2PR / (P + R)``; both are returned). Group words are used as written (the published files are already
 lower-case), labels are lower-cased and stripped.
 
+Label lists and synonym groups given as strings are split as the published code splits them (``parse=
+"published"``, the default: ``"don't believe"`` becomes ``don`` and ``t believe``, exactly as the published synonym
+files were built, so MER2024's published OV store gives its published P 0.581777108433735 / R 0.4977911646586345);
+``parse="literal"`` reads them apostrophe-aware (see :mod:`xemogpt.metrics.labels_io`).
+
 The empty-prediction rule comes first, as in the published loop: a sample whose (mapped) prediction is empty
 scores 0, 0 and is counted even when its reference is empty too.
 
@@ -45,9 +50,9 @@ def synonym_map(groups: Groups) -> dict[str, str]:
     return out
 
 
-def map_labels(labels: Any, mapping: Mapping[str, str], where: str = "labels") -> set[str]:
+def map_labels(labels: Any, mapping: Mapping[str, str], where: str = "labels", parse: str = "published") -> set[str]:
     """Lower-case, strip and map labels to their synonym group; returns the label set."""
-    return {mapping.get(w, w) for w in (lab.lower().strip() for lab in parse_label_list(labels, where)) if w}
+    return {mapping.get(w, w) for w in (lab.lower().strip() for lab in parse_label_list(labels, where, parse)) if w}
 
 
 def set_precision_recall(gt: set[str], pred: set[str]) -> tuple[float, float]:
@@ -69,6 +74,7 @@ def ovmer(
     synonyms: Mapping[str, Any] | None = None,
     *,
     per_sample: bool = False,
+    parse: str = "published",
 ) -> dict[str, Any]:
     """OV-MER of ``{name: labels}`` predictions against ``{name: labels}`` references.
 
@@ -78,6 +84,7 @@ def ovmer(
         synonyms: per-sample synonym groups ``{name: [[word, ...], ...]}`` (or their list strings); None maps
             nothing.
         per_sample: also return each sample's precision and recall.
+        parse: how label and group strings are split, ``"published"`` or ``"literal"`` (module docstring).
 
     Returns:
         ``{"precision", "recall", "avg", "fscore", "n", "skipped_empty_ref", "missing_pred", "no_synonyms"}``
@@ -92,9 +99,9 @@ def ovmer(
                 groups = synonyms[name]
             else:
                 no_syn += 1
-        mapping = synonym_map(parse_groups(groups, f"synonyms of {name!r}") if groups else [])
-        gt = map_labels(ref_labels, mapping, f"reference {name!r}")
-        q = map_labels(pred.get(name), mapping, f"prediction {name!r}")
+        mapping = synonym_map(parse_groups(groups, f"synonyms of {name!r}", parse) if groups else [])
+        gt = map_labels(ref_labels, mapping, f"reference {name!r}", parse)
+        q = map_labels(pred.get(name), mapping, f"prediction {name!r}", parse)
         if not gt and q:  # recall undefined (the published script raises ZeroDivisionError here)
             skipped += 1
             continue
@@ -128,15 +135,16 @@ class OVMER(Metric):
 
     ``update(preds, refs, synonyms=None)`` takes aligned lists: label lists (or list strings) per sample and
     optionally each sample's synonym groups. ``compute()`` returns ``{"precision", "recall", "avg", "fscore",
-    "n"}`` as 0-d tensors (NaN before any scored sample).
+    "n"}`` as 0-d tensors (NaN before any scored sample). ``parse``: how strings are split (module docstring).
     """
 
     full_state_update = False
     higher_is_better = True
     is_differentiable = False
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, parse: str = "published", **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.parse = parse
         self.add_state("precision_sum", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("recall_sum", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
         self.add_state("n", default=torch.tensor(0, dtype=torch.int64), dist_reduce_fx="sum")
@@ -148,9 +156,10 @@ class OVMER(Metric):
                              + (f" and {len(synonyms)} synonym entries" if synonyms is not None else "")
                              + "; they must be aligned one per sample")
         for i, (q, g) in enumerate(zip(preds, refs)):
-            mapping = synonym_map(parse_groups(synonyms[i], f"synonyms[{i}]")) if synonyms is not None else {}
-            gt = map_labels(g, mapping, f"refs[{i}]")
-            q_set = map_labels(q, mapping, f"preds[{i}]")
+            groups = parse_groups(synonyms[i], f"synonyms[{i}]", self.parse) if synonyms is not None else []
+            mapping = synonym_map(groups)
+            gt = map_labels(g, mapping, f"refs[{i}]", self.parse)
+            q_set = map_labels(q, mapping, f"preds[{i}]", self.parse)
             if not gt and q_set:  # recall undefined; an empty prediction scores 0, 0 and is counted
                 self.skipped += 1
                 continue

@@ -12,6 +12,7 @@ checkpoint (with the tokenizer), so ``XEmoGPT.load_from_checkpoint(path)`` rebui
 
 from __future__ import annotations
 
+import hashlib
 import math
 from typing import Any
 
@@ -21,7 +22,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 
 from xemogpt import registry
 from xemogpt.component import Component, ShapeError
-from xemogpt.llm.prompt import DEFAULT_INSTRUCTION, build_prompt
+from xemogpt.llm.prompt import Slot, build_prompt, prompt_pieces
 from xemogpt.llm.splice import Spliced, pad_ids, splice
 
 # Recipe keys of the model section, the registry kind each names, and what the model wires into it.
@@ -36,8 +37,8 @@ COMPONENT_KINDS: dict[str, str] = {
     "audio_projector": "projector",
 }
 WIRED: dict[str, tuple[str, ...]] = {
-    "video_bridge": ("input_dim", "text_dim"),
-    "audio_bridge": ("input_dim", "text_dim"),
+    "video_bridge": ("input_dim", "text_dim", "encoder_layer"),
+    "audio_bridge": ("input_dim", "text_dim", "encoder_layer"),
     "video_projector": ("input_dim", "output_dim", "context_dim"),
     "audio_projector": ("input_dim", "output_dim", "context_dim"),
 }
@@ -48,13 +49,14 @@ LOSSES = ("vecb", "aecb", "lm")
 DEFAULT_GENERATION = {"max_new_tokens": 160, "num_beams": 1, "do_sample": False, "temperature": None, "top_p": None}
 
 
-def _context_arg(kind: str, spec: Any, context_dim: int) -> dict[str, int]:
-    """``context_dim`` for components that take one (attention-fusion projectors read the other modality)."""
+def accepted(kind: str, spec: Any, **candidates: Any) -> dict[str, Any]:
+    """The wired arguments a component's constructor takes (``context_dim`` for attention-fusion projectors,
+    ``encoder_layer`` for bridges built from the encoder's layer config); None values are left out."""
     import inspect
 
     name, _ = registry.split_spec(spec, kind)
     params = inspect.signature(registry.get(kind, name).obj).parameters
-    return {"context_dim": context_dim} if "context_dim" in params else {}
+    return {k: v for k, v in candidates.items() if k in params and v is not None}
 
 
 def validate_model_spec(spec: dict[str, Any], prefix: str = "model") -> None:
@@ -84,13 +86,13 @@ class XEmoGPT(L.LightningModule):
         components: the recipe's ``model`` section (registry specs per component key).
         tokenizer_json: serialised tokenizer for LMs built from a config (None when the LM has its own folder).
         generation: generation settings (max_new_tokens, num_beams, do_sample, temperature, top_p).
-        instruction: the instruction in the prompt.
+        instruction: the instruction in the prompt (None: the template's own, see :mod:`xemogpt.llm.prompt`).
         stage: the training stage to start in (see :meth:`set_stage`).
         feature_memo: memoise frozen encoders' outputs per sample id within a stage.
     """
 
     def __init__(self, components: dict[str, Any], tokenizer_json: str | None = None,
-                 generation: dict[str, Any] | None = None, instruction: str = DEFAULT_INSTRUCTION,
+                 generation: dict[str, Any] | None = None, instruction: str | None = None,
                  stage: dict[str, Any] | None = None, feature_memo: bool = True) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -100,11 +102,16 @@ class XEmoGPT(L.LightningModule):
         self.audio_encoder: Component = registry.build("audio_encoder", c["audio_encoder"], "model.audio_encoder")
         self.text_encoder: Component | None = (
             registry.build("text_encoder", c["text_encoder"], "model.text_encoder") if c.get("text_encoder") else None)
-        text_dim = self.text_encoder.output_dim if self.text_encoder is not None else None
-        self.video_bridge: Component = registry.build("video_bridge", c["video_bridge"], "model.video_bridge",
-                                                      input_dim=self.video_encoder.output_dim, text_dim=text_dim)
-        self.audio_bridge: Component = registry.build("audio_bridge", c["audio_bridge"], "model.audio_bridge",
-                                                      input_dim=self.audio_encoder.output_dim, text_dim=text_dim)
+        # Each bridge projects its own text encoder's embeddings (CLIP text for VECB, LaBSE for AECB), so their
+        # widths need not match.
+        for mod, enc_key in (("video", "video_encoder"), ("audio", "audio_encoder")):
+            enc = getattr(self, enc_key)
+            key = f"{mod}_bridge"
+            layer = getattr(enc, "layer_config", lambda: None)()
+            bridge = registry.build(key, c[key], f"model.{key}", input_dim=enc.output_dim,
+                                    text_dim=self.text_dim(mod),
+                                    **accepted(key, c[key], encoder_layer=layer))
+            setattr(self, key, bridge)
         llm_spec = c["llm_head"]
         if tokenizer_json is not None:
             llm_spec = {**registry.split_spec(llm_spec, "model.llm_head")[1],
@@ -115,10 +122,10 @@ class XEmoGPT(L.LightningModule):
         vdim, adim = self.video_bridge.output_dim, self.audio_bridge.output_dim
         self.video_projector: Component = registry.build(
             "projector", c["video_projector"], "model.video_projector", input_dim=vdim, output_dim=hidden,
-            **_context_arg("projector", c["video_projector"], adim))
+            **accepted("projector", c["video_projector"], context_dim=adim))
         self.audio_projector: Component = registry.build(
             "projector", c["audio_projector"], "model.audio_projector", input_dim=adim, output_dim=hidden,
-            **_context_arg("projector", c["audio_projector"], vdim))
+            **accepted("projector", c["audio_projector"], context_dim=vdim))
         for name in ("video_projector", "audio_projector"):
             proj = getattr(self, name)
             if proj.output_dim != hidden:
@@ -202,7 +209,8 @@ class XEmoGPT(L.LightningModule):
                      ids: list[str] | None = None) -> torch.Tensor:
         """frames (B, T, 3, h, w) -> encoder tokens (B, T, Dv) (under no_grad when the encoder is frozen).
 
-        A frozen encoder's outputs are memoised per sample id for the rest of the stage, so later epochs skip it.
+        A frozen encoder's outputs are memoised per sample id while a stage trains, so later epochs skip it (not in
+        eval mode: generation may see other clips under the same ids).
         ``frames`` may instead hold the frozen encoder's cached outputs (B, T, Dv) from the DataModule's feature cache
         (:mod:`xemogpt.data.feature_cache`); they are used as they are.
         """
@@ -214,7 +222,7 @@ class XEmoGPT(L.LightningModule):
             return frames.to(self.device)
         if not enc.frozen:
             return enc(frames)
-        if ids is None or not self.feature_memo:
+        if ids is None or not self.feature_memo or not self.training:  # memo only within a training stage
             with torch.no_grad():
                 return enc(frames)
         memo = self._memo.setdefault("video", {})
@@ -240,7 +248,7 @@ class XEmoGPT(L.LightningModule):
             return audio.to(self.device), audio_mask.to(self.device)
         if not enc.frozen:
             return enc(audio, audio_mask)
-        if ids is None or not self.feature_memo:
+        if ids is None or not self.feature_memo or not self.training:  # memo only within a training stage
             with torch.no_grad():
                 return enc(audio, audio_mask)
         memo = self._memo.setdefault("audio", {})
@@ -265,6 +273,13 @@ class XEmoGPT(L.LightningModule):
             return self.video_encoder.token_mask(frame_mask)
         return frame_mask
 
+    def text_dim(self, modality: str) -> int | None:
+        """Width of the text embeddings the ``modality`` bridge aligns with (None without a text encoder)."""
+        enc = self.text_encoder
+        if enc is None:
+            return None
+        return int(getattr(enc, modality).output_dim) if getattr(enc, "per_modality", False) else int(enc.output_dim)
+
     def encode_text(self, texts: list[str], modality: str) -> torch.Tensor:
         """Cue texts -> (B, E) embeddings; a per-modality text encoder picks the tower of ``modality``."""
         enc = self.text_encoder
@@ -272,8 +287,10 @@ class XEmoGPT(L.LightningModule):
             return enc.encode(texts, modality=modality)
         return enc.encode(texts)
 
-    def modality_tokens(self, batch: dict[str, Any]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """-> {"video": ((B, T, H), (B, T) mask), "audio": ((B, A, H), (B, A) mask)}."""
+    def modality_tokens(self, batch: dict[str, Any], trace: dict[str, torch.Tensor] | None = None
+                        ) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """-> {"video": ((B, T, H), (B, T) mask), "audio": ((B, A, H), (B, A) mask)}; ``trace`` (a dict) receives
+        the bridges' outputs and masks (``video_bridge_out``, ``video_mask``, ``audio_bridge_out``, ``audio_mask``)."""
         vmask = batch["frame_mask"]
         ids = batch.get("ids")
         v = self.encode_video(batch["frames"], vmask, ids)
@@ -281,6 +298,8 @@ class XEmoGPT(L.LightningModule):
         v = self.video_bridge(v, vmask)
         a, amask = self.encode_audio(batch["audio"], batch["audio_mask"], ids)
         a = self.audio_bridge(a, amask)
+        if trace is not None:
+            trace.update(video_bridge_out=v, video_mask=vmask, audio_bridge_out=a, audio_mask=amask)
         # Bridges that change the sequence length (Q-Former: B x num_queries) give the mask of their output.
         if getattr(self.video_bridge, "changes_length", False):
             vmask = self.video_bridge.out_mask(vmask)
@@ -307,44 +326,59 @@ class XEmoGPT(L.LightningModule):
         return ids
 
     def prompts(self, subtitles: list[str]) -> list[str]:
-        return [build_prompt(s, self.instruction, self.llm_head.hparams.template, self.llm_head.tokenizer)
-                for s in subtitles]
+        """The prompt text of each subtitle, markers included (see :mod:`xemogpt.llm.prompt`)."""
+        llm = self.llm_head
+        return [build_prompt(s, self.instruction, llm.hparams.template, llm.tokenizer) for s in subtitles]
+
+    def prompt_ids(self, subtitles: list[str], present: dict[str, list[bool]]) -> list[list[int]]:
+        """Token ids of each prompt: the ``bos`` id (if any), then every text piece tokenised on its own (as the
+        official ``prompt_wrap`` does) with the audio/video slot ids between them for the modalities a sample has
+        (``present``: modality -> one bool per sample)."""
+        llm = self.llm_head
+        slots = {"audio": llm.audio_marker_id, "video": llm.video_marker_id}
+        head = [llm.bos_id] if llm.bos_id is not None else []
+        out = []
+        for i, text in enumerate(self.prompts(subtitles)):
+            pieces = prompt_pieces(text, {m: bool(present[m][i]) for m in slots}, llm.hparams.template)
+            ids = list(head)
+            for piece in pieces:
+                if isinstance(piece, Slot):
+                    ids.append(slots[piece.modality])
+                elif piece:
+                    ids += self._tokens(piece)
+            out.append(ids)
+        return out
 
     def spliced(self, batch: dict[str, Any], with_targets: bool, tokens=None) -> Spliced:
+        """The LLM input of a batch: prompt (with ``bos``), modality tokens, and with ``with_targets`` the
+        description plus eos. -> :class:`~xemogpt.llm.splice.Spliced`, right-aligned for training, left-aligned
+        for generation."""
         llm = self.llm_head
-        prompts = [self._tokens(p) for p in self.prompts(batch["subtitle"])]
-        max_len = llm.hparams.max_length
+        tokens = tokens if tokens is not None else self.modality_tokens(batch)
+        present = {m: tokens[m][1].any(1).tolist() for m in ("audio", "video")}
+        prompts = self.prompt_ids(batch["subtitle"], present)
         if with_targets:
             targets = [self._tokens(d) + [llm.eos_id] for d in batch["description"]]
             seqs = [p + t for p, t in zip(prompts, targets)]
         else:
-            targets, seqs = None, prompts
+            seqs = prompts
         ids, mask = pad_ids(seqs, llm.tokenizer.pad_token_id, device=self.device)
         target_mask = None
-        if targets is not None:
+        if with_targets:
             plen = torch.tensor([len(p) for p in prompts], device=self.device)[:, None]
             target_mask = (torch.arange(ids.shape[1], device=self.device)[None] >= plen) & mask
-        tokens = tokens if tokens is not None else self.modality_tokens(batch)
         embed_dtype = llm.model.get_input_embeddings().weight.dtype
         mods = {llm.audio_marker_id: (tokens["audio"][0].to(embed_dtype), tokens["audio"][1]),
                 llm.video_marker_id: (tokens["video"][0].to(embed_dtype), tokens["video"][1])}
-        out = splice(ids, mask, llm.embed, mods, target_mask, align="right" if with_targets else "left")
-        if out.inputs_embeds.shape[1] > max_len:
-            # Training keeps the first max_length places (the prompt and modality tokens intact; the end of an
-            # over-long target is dropped, as LLaVA-style trainers truncate); generation keeps the last ones.
-            cut = out.inputs_embeds.shape[1] - max_len
-            if not self._warned_truncation:
-                self._warned_truncation = True
-                rank_zero_warn(f"spliced sequences of {out.inputs_embeds.shape[1]} places exceed "
-                               f"llm_head.max_length={max_len}: "
-                               + ("the ends of the longest targets are not trained on" if with_targets else
-                                  "the oldest prompt context is cut") + "; raise llm_head.max_length to keep them")
-            if with_targets:
-                out = Spliced(out.inputs_embeds[:, :max_len], out.attention_mask[:, :max_len],
-                              out.position_ids[:, :max_len], out.labels[:, :max_len], out.modality_positions)
-            else:
-                out = Spliced(out.inputs_embeds[:, cut:], out.attention_mask[:, cut:], out.position_ids[:, cut:],
-                              out.labels[:, cut:], out.modality_positions)
+        cap = int(llm.hparams.max_length) + (1 if llm.bos_id is not None else 0)
+        out = splice(ids, mask, llm.embed, mods, target_mask, align="right" if with_targets else "left",
+                     prompt_cap=cap)
+        if out.truncated is not None and bool(out.truncated.any()) and not self._warned_truncation:
+            self._warned_truncation = True
+            rank_zero_warn(f"{int(out.truncated.sum())} prompt(s) of the batch (text and modality tokens) exceed "
+                           f"llm_head.max_length={llm.hparams.max_length}: their first {llm.hparams.max_length} "
+                           "places are kept (the official max_context_len rule) and the target follows; raise "
+                           "llm_head.max_length to keep them whole")
         return out
 
     # --- losses -----------------------------------------------------------------------------------------------
@@ -382,11 +416,35 @@ class XEmoGPT(L.LightningModule):
             losses["lm"] = out.loss
         return losses
 
+    def drop_modalities(self, batch: dict[str, Any], epoch: int) -> dict[str, Any]:
+        """Modality dropout (stage key ``modality_dropout``, probability p): a training clip that has both modalities
+        loses its video with probability p/2 or its audio with probability p/2, and its target becomes the
+        description without them (``batch["description_without"]``; clips whose description cannot be rebuilt keep
+        both). The prompt then says which modality is missing, so the model learns to describe only what it
+        perceives. Which clip loses what is a function of (stage seed, epoch, clip id): the same on every run.
+        """
+        p = float(self.stage.get("modality_dropout") or 0.0)
+        alt = batch.get("description_without")
+        if p <= 0 or not alt or "lm" not in self.stage.get("losses", ()):
+            return batch
+        seed = int(self.stage.get("seed", 0))
+        vmask, amask, desc = batch["frame_mask"].clone(), batch["audio_mask"].clone(), list(batch["description"])
+        for i, sid in enumerate(batch["ids"]):
+            u = int.from_bytes(hashlib.blake2b(f"{seed}:{epoch}:{sid}".encode(), digest_size=8).digest(), "big") / 2**64
+            drop = "video" if u < p / 2 else ("audio" if u < p else None)
+            if drop is None or alt[drop][i] is None or not (bool(vmask[i].any()) and bool(amask[i].any())):
+                continue
+            (vmask if drop == "video" else amask)[i] = False
+            desc[i] = alt[drop][i]
+        return {**batch, "frame_mask": vmask, "audio_mask": amask, "description": desc}
+
     def _step(self, batch: dict[str, Any], split: str, batch_idx: int | None = None) -> torch.Tensor | None:
         if batch.get("skipped") and self.trainer is not None and self.trainer.datamodule is not None:
             note = getattr(self.trainer.datamodule, "note_skipped", None)
             if note is not None and split == "train":
                 note(batch["skipped"])
+        if split == "train" and batch["ids"]:
+            batch = self.drop_modalities(batch, self.current_epoch if self._trainer is not None else 0)
         losses = self.compute_losses(batch) if batch["ids"] else {}
         if not losses:  # every clip of the batch was bad, or none has the modality of this stage's losses
             return self._idle_step(batch, batch_idx) if split == "train" else None
@@ -469,14 +527,29 @@ class XEmoGPT(L.LightningModule):
 
     # --- generation -------------------------------------------------------------------------------------------
     @torch.no_grad()
-    def generate(self, batch: dict[str, Any], **overrides: Any) -> list[str]:
-        """Batched generation with the KV cache: a batch -> one description per sample."""
+    def generate(self, batch: dict[str, Any], trace: dict[str, torch.Tensor] | None = None,
+                 **overrides: Any) -> list[str]:
+        """Batched generation with the KV cache: a batch -> one description per sample.
+
+        ``overrides`` replace the run's generation settings (``greedy=True``: one beam, no sampling). ``trace`` (a
+        dict) receives what :meth:`modality_tokens` records plus ``inputs_embeds`` (B, L, H) and
+        ``attention_mask`` (B, L) of the left-aligned LLM input, ``first_logits`` (B, V) at its last position and
+        ``generated_ids`` (B, N).
+        """
         was_training = self.training
         self.eval()
         try:
-            sp = self.spliced(batch, with_targets=False)
+            tokens = self.modality_tokens(batch, trace)
+            sp = self.spliced(batch, with_targets=False, tokens=tokens)
             gen = {**self.generation, **{k: v for k, v in overrides.items() if v is not None}}
-            return self.llm_head.generate(sp.inputs_embeds, sp.attention_mask, **gen)
+            if gen.pop("greedy", False):
+                gen.update(num_beams=1, do_sample=False)
+            ids = self.llm_head.generate_ids(sp.inputs_embeds, sp.attention_mask, **gen)
+            if trace is not None:
+                logits = self.llm_head(sp.inputs_embeds, sp.attention_mask, sp.position_ids).logits
+                trace.update(inputs_embeds=sp.inputs_embeds, attention_mask=sp.attention_mask,
+                             first_logits=logits[:, -1].float(), generated_ids=ids)
+            return self.llm_head.decode(ids)
         finally:
             self.train(was_training)
 

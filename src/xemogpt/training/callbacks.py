@@ -34,13 +34,15 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from xemogpt.errors import XemoGPTError
+
 log = logging.getLogger("xemogpt.train")
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 # --- errors ---------------------------------------------------------------------------------------------------------
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(XemoGPTError, RuntimeError):
     """A training loss was NaN or infinite. Carries where it happened and, once saved, the checkpoint from before.
 
     Attributes: stage, global_step, epoch, batch_idx, ids (sample ids of the batch, every rank's), losses (name ->

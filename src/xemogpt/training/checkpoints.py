@@ -14,8 +14,10 @@ from typing import Any
 
 import torch
 
+from xemogpt.errors import XemoGPTError
 
-class CheckpointError(RuntimeError):
+
+class CheckpointError(XemoGPTError, RuntimeError):
     """A checkpoint is missing, unreadable or does not fit the model; the message names the file and key."""
 
 

@@ -72,8 +72,8 @@ def ensure_data(data: dict[str, Any], rank: int | None = None) -> Path | str:
         return root
     synth = data.get("synth")
     if not synth:
-        raise FileNotFoundError(f"data.root {root} has no manifest.jsonl; import a dataset with `xemogpt data import` "
-                                "or add data.synth to generate one")
+        raise RecipeError(f"data.root {root} has no manifest.jsonl; import a dataset with `xemogpt data import` "
+                          "or add data.synth to generate one")
     rank = global_rank_from_env() if rank is None else rank
     if rank > 0:
         _wait_for(root / "manifest.jsonl", "rank 0 to generate the synthetic data")
@@ -94,7 +94,7 @@ def _wait_for(path: Path, what: str, timeout_s: float = 3600.0) -> None:
         time.sleep(1.0)
 
 
-def build_tokenizer(root: Path | str, model_spec: dict[str, Any], vocab_size: int, instruction: str,
+def build_tokenizer(root: Path | str, model_spec: dict[str, Any], vocab_size: int, instruction: str | None,
                     storage_options: dict[str, Any] | None = None) -> str | None:
     """Train a tokenizer on the training split when the recipe asks for ``llm_head.tokenizer: build``."""
     spec = model_spec["llm_head"]
@@ -107,14 +107,15 @@ def build_tokenizer(root: Path | str, model_spec: dict[str, Any], vocab_size: in
 
     samples = read_pack_samples(root, storage_options) if is_pack(root) else read_manifest(root)
     train = [s for s in samples if s.split == "train"] or samples
-    texts = [s.description for s in train] + [build_prompt(s.subtitle, instruction) for s in samples]
+    template = spec.get("template", "paper")
+    texts = [s.description for s in train] + [build_prompt(s.subtitle, instruction, template) for s in samples]
     return tokenizer_to_json(train_tokenizer(texts, vocab_size=vocab_size))
 
 
-def data_module(recipe: dict[str, Any], model, root: Path | str, batch_size: int | None = None):
-    from xemogpt.data.datamodule import EmoCueDataModule
-
-    data = {**DATA_DEFAULTS, **{k: v for k, v in recipe["data"].items() if k not in ("root", "synth")}}
+def data_settings(recipe: dict[str, Any], model) -> dict[str, Any]:
+    """The DataModule arguments of a run: the recipe's ``data`` section over :data:`DATA_DEFAULTS`, with the frame
+    size, crop and audio rate the model's encoders ask for (the same for training, ``eval`` and ``explain``)."""
+    data = {**DATA_DEFAULTS, **{k: v for k, v in (recipe.get("data") or {}).items() if k not in ("root", "synth")}}
     pre = getattr(model.video_encoder, "preprocess_config", lambda: {})()
     apre = getattr(model.audio_encoder, "preprocess_config", lambda: {})()
     data.setdefault("frame_size", pre.get("image_size", 64))
@@ -123,6 +124,13 @@ def data_module(recipe: dict[str, Any], model, root: Path | str, batch_size: int
     data.setdefault("frame_crop", bool(pre.get("decode_crop", pre.get("crop"))))
     if "sample_rate" in apre:
         data["sample_rate"] = apre["sample_rate"]
+    return data
+
+
+def data_module(recipe: dict[str, Any], model, root: Path | str, batch_size: int | None = None):
+    from xemogpt.data.datamodule import EmoCueDataModule
+
+    data = data_settings(recipe, model)
     if batch_size:
         data["batch_size"] = batch_size
     data.setdefault("seed", recipe.get("seed", 0))
@@ -332,9 +340,7 @@ def train_recipe(recipe: dict[str, Any], run_dir: str | Path, evaluate: bool = T
 
     root = ensure_data(recipe["data"], rank)
     gen_time = time.time() - t0
-    from xemogpt.llm.prompt import DEFAULT_INSTRUCTION
-
-    instruction = run.get("instruction") or DEFAULT_INSTRUCTION
+    instruction = run.get("instruction")  # None: the prompt template's own
     stages = [s for s in recipe.get("stages") or [] if not s.get("skip")]
     progress.data["stages"] = [s["name"] for s in stages]
     start, resumable, boundary = _resume_plan(progress, stages) if progress.data.get("completed") or \
@@ -391,7 +397,7 @@ def train_recipe(recipe: dict[str, Any], run_dir: str | Path, evaluate: bool = T
                                     instruction=instruction, feature_memo=feature_memo(recipe))
                 prev = progress.path(progress.data["completed"][-1]["checkpoint"])
                 load_state(model, _load_ckpt(prev)["state_dict"], str(prev))
-            model.set_stage(stage)
+            model.set_stage({"seed": seed, **stage})  # the seed of the stage's modality dropout
             dm.batch_size = int(stage.get("batch_size", dm.batch_size))
             n_train = sum(p.numel() for p in model.trainable_parameters())
             if rank == 0:
@@ -476,7 +482,7 @@ def train_recipe(recipe: dict[str, Any], run_dir: str | Path, evaluate: bool = T
         ev = recipe.get("eval") or {}
         metrics = evaluate_model(model, dm, run_dir / "eval", split=ev.get("split", "test"),
                                  extractor=ev.get("extractor", "offline"), batch_size=int(ev.get("batch_size", 32)),
-                                 baselines=bool(ev.get("baselines", True)), seed=seed)
+                                 baselines=bool(ev.get("baselines", True)), wheels=ev.get("wheels"), seed=seed)
         timings["eval"] = round(time.time() - te, 1)
         summary["metrics"] = metrics
     timings["total"] = round(time.time() - t0, 1)

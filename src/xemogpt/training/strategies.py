@@ -30,6 +30,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from xemogpt.errors import XemoGPTError
+
 OWN_KEYS = ("strategy", "precision", "activation_checkpointing")
 # Components called only through their forward (safe to shard as separate FSDP units). The LLM head and bridges are
 # also called through other methods (embed, task_losses), so their parameters stay in the root unit; their
@@ -37,20 +39,22 @@ OWN_KEYS = ("strategy", "precision", "activation_checkpointing")
 FSDP_UNIT_COMPONENTS = ("video_encoder", "audio_encoder", "video_projector", "audio_projector")
 
 
-class StrategyError(ValueError):
+class StrategyError(XemoGPTError, ValueError):
     """A recipe's trainer.strategy / precision setting is invalid or needs a missing package."""
 
 
 # --- blocks -------------------------------------------------------------------------------------------------------
 def block_classes(model: nn.Module) -> set[type[nn.Module]]:
     """Transformer block classes inside ``model``: every Hugging Face model's ``_no_split_modules`` (Qwen3DecoderLayer,
-    CLIPEncoderLayer, HubertEncoderLayer ...) and ``nn.TransformerEncoderLayer`` (the bridges' layers)."""
+    CLIPEncoderLayer, HubertEncoderLayer ...), ``nn.TransformerEncoderLayer`` (the ablation bridges' layers) and
+    every class that declares ``is_transformer_block = True`` (the paper bridges' CLIPLayer and HubertLayer)."""
     names: set[str] = set()
     for m in model.modules():
         names.update(getattr(m, "_no_split_modules", None) or [])
     out: set[type[nn.Module]] = set()
     for m in model.modules():
-        if type(m).__name__ in names or isinstance(m, nn.TransformerEncoderLayer):
+        if (type(m).__name__ in names or isinstance(m, nn.TransformerEncoderLayer)
+                or getattr(type(m), "is_transformer_block", False)):
             out.add(type(m))
     return out
 

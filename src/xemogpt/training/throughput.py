@@ -33,7 +33,7 @@ def synthetic_tokenizer_json(vocab_size: int = 1000, n: int = 200, seed: int = 0
     from xemogpt.llm.tokenizer import tokenizer_to_json, train_tokenizer
 
     pairs = synthetic_texts(n, seed)
-    texts = [d for _, d in pairs] + [build_prompt(s, DEFAULT_INSTRUCTION) for s, _ in pairs]
+    texts = [d for _, d in pairs] + [build_prompt(s, DEFAULT_INSTRUCTION, "human-assistant") for s, _ in pairs]
     return tokenizer_to_json(train_tokenizer(texts, vocab_size=vocab_size))
 
 

@@ -38,6 +38,17 @@ def minilm_path() -> str:
     return path
 
 
+def default_device() -> str:
+    """Where the bundled encoder runs when nobody says: ``$XEMOGPT_EMBED_DEVICE``, else ``cuda`` when a GPU is
+    visible (as the published EmoCue-360 script's SentenceTransformer does), else ``cpu``."""
+    chosen = os.environ.get("XEMOGPT_EMBED_DEVICE")
+    if chosen:
+        return chosen
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 @functools.lru_cache(maxsize=4)
 def load_minilm(device: str = "cpu") -> SentenceTransformer:
     """The bundled all-MiniLM-L6-v2 as a SentenceTransformer, loaded once per process and device.
@@ -63,8 +74,7 @@ def encode_texts(encoder: SentenceEncoder, texts: Sequence[str], batch_size: int
     if not texts:
         return np.zeros((0, 0), dtype=np.float32)
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    is_st = type(encoder).__name__ == "SentenceTransformer" or hasattr(encoder, "get_sentence_embedding_dimension")
-    is_st = is_st and hasattr(encoder, "tokenize")  # a SentenceTransformer (not a component wrapping one)
+    is_st = is_sentence_transformer(encoder)
     chunks = []
     for start in range(0, len(order), batch_size):
         batch = [texts[i] for i in order[start:start + batch_size]]
@@ -77,6 +87,12 @@ def encode_texts(encoder: SentenceEncoder, texts: Sequence[str], batch_size: int
     result = np.empty_like(emb)
     result[np.asarray(order)] = emb
     return result
+
+
+def is_sentence_transformer(encoder: Any) -> bool:
+    """A SentenceTransformer (not a component wrapping one): it takes ``batch_size`` and has ``tokenize``."""
+    named = type(encoder).__name__ == "SentenceTransformer" or hasattr(encoder, "get_sentence_embedding_dimension")
+    return named and hasattr(encoder, "tokenize")
 
 
 def _to_numpy(out: Any, n: int, encoder: Any) -> np.ndarray:

@@ -42,13 +42,14 @@ from typing import Any
 
 import yaml
 
+from xemogpt.errors import XemoGPTError
 from xemogpt.recipe import RecipeError, apply_overrides, find_recipe, load_recipe, set_key
 
 ABLATION_KEYS = ("name", "description", "base", "overrides", "seeds", "axes", "baseline", "exclude", "out", "metrics")
 _VALUE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+-]*$")
 
 
-class AblationError(ValueError):
+class AblationError(XemoGPTError, ValueError):
     """An ablation file is malformed; the message names the file and key."""
 
 

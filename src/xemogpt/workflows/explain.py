@@ -13,7 +13,6 @@ Python::
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,14 +92,15 @@ def default_checkpoint() -> str:
 
 
 def _settings(model, recipe: dict[str, Any]) -> dict[str, Any]:
-    """Decoding settings of the run: frames, frame size, sample rate, seconds (as the DataModule used them)."""
-    from xemogpt.training.run import DATA_DEFAULTS
+    """Decoding settings of the run, exactly as its DataModule used them (frames, their size, crop, resampling and
+    sampling, the audio rate and cut)."""
+    from xemogpt.training.run import data_settings
 
-    data = {**DATA_DEFAULTS, **(recipe.get("data") or {})}
-    pre = getattr(model.video_encoder, "preprocess_config", lambda: {})()
-    apre = getattr(model.audio_encoder, "preprocess_config", lambda: {})()
-    return {"num_frames": int(data["num_frames"]), "frame_size": int(data.get("frame_size", pre.get("image_size", 64))),
-            "sample_rate": int(apre.get("sample_rate", data["sample_rate"])),
+    data = data_settings(recipe, model)
+    return {"num_frames": int(data["num_frames"]), "frame_size": int(data["frame_size"]),
+            "crop": bool(data.get("frame_crop", False)), "resample": data.get("frame_resample", "area"),
+            "sampling": data.get("frame_sampling", "centre"), "audio_resampler": data.get("audio_resampler", "ffmpeg"),
+            "sample_rate": int(data["sample_rate"]),
             "max_seconds": float(data["max_seconds"]) if data.get("max_seconds") is not None else None}
 
 
@@ -139,14 +139,14 @@ def _media_facts(path: str) -> dict[str, Any]:
         c.close()
 
 
-def _display_frames(path: str, num: int, width: int, height: int) -> np.ndarray | None:
-    """The same uniformly sampled frames as the model's, at display size with the aspect ratio kept."""
+def _display_frames(path: str, num: int, width: int, height: int, sampling: str = "centre") -> np.ndarray | None:
+    """The same sampled frames as the model's, at display size with the aspect ratio kept."""
     from xemogpt.data.decode import DecodeError, decode_video
 
     h = DISPLAY_HEIGHT
     w = max(2, int(round(h * width / max(1, height) / 2)) * 2)
     try:
-        frames, _, _ = decode_video(path, num_frames=num, size=(w, h))
+        frames, _, _ = decode_video(path, num_frames=num, size=(w, h), sampling=sampling)
     except DecodeError:
         return None
     return frames
@@ -154,9 +154,11 @@ def _display_frames(path: str, num: int, width: int, height: int) -> np.ndarray 
 
 def explain_clip(clip: str | Path, audio: str | Path | None = None, subtitle: str = "",
                  checkpoint: str | Path | None = None, extractor: str = "offline", model=None,
-                 **generation: Any) -> Explanation:
-    """Decode ``clip`` (and ``audio``), generate a description with the model of ``checkpoint`` and explain it."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                 save_tensors: str | Path | None = None, **generation: Any) -> Explanation:
+    """Decode ``clip`` (and ``audio``), generate a description with the model of ``checkpoint`` and explain it.
+
+    ``generation`` overrides the run's settings (``greedy=True``: one beam, no sampling). ``save_tensors`` writes
+    the pipeline's tensors to a safetensors file (see :func:`save_trace`)."""
     from xemogpt import registry
     from xemogpt.data.datamodule import Collator
     from xemogpt.data.decode import decode_clip
@@ -175,8 +177,10 @@ def explain_clip(clip: str | Path, audio: str | Path | None = None, subtitle: st
     except CheckpointError:
         recipe = {}
     st = _settings(model, recipe)
-    decoded = decode_clip(clip, audio, num_frames=st["num_frames"], size=st["frame_size"],
-                          sample_rate=st["sample_rate"], max_seconds=st["max_seconds"], name=Path(clip).name)
+    decoded = decode_clip(clip, audio, num_frames=st["num_frames"], size=st["frame_size"], crop=st["crop"],
+                          resample=st["resample"], sampling=st["sampling"], audio_resampler=st["audio_resampler"],
+                          sample_rate=st["sample_rate"],
+                          max_seconds=st["max_seconds"], name=Path(clip).name)
     notes = [detail for _, detail in decoded.notes]
     facts = _media_facts(clip)
     if audio is not None:
@@ -193,12 +197,29 @@ def explain_clip(clip: str | Path, audio: str | Path | None = None, subtitle: st
         batch["audio"] = torch.zeros(1, st["sample_rate"])
         batch["audio_mask"] = torch.zeros(1, st["sample_rate"], dtype=torch.bool)
     batch = {k: (v.to(model.device) if hasattr(v, "to") else v) for k, v in batch.items()}
-    with seeded_rng(int(recipe.get("seed", 0))):  # sampled descriptions depend on the seed alone
-        text = model.generate(batch, **generation)[0]
+    batch["ids"] = None  # no per-id feature memo: every explained clip is new to the model
+    trace: dict[str, Any] = {}
+    enc = model.video_encoder
+    recording = save_tensors is not None and hasattr(enc, "record_pixels")
+    if recording:
+        enc.record_pixels = True
+    try:
+        with seeded_rng(int(recipe.get("seed", 0))):  # sampled descriptions depend on the seed alone
+            text = model.generate(batch, trace=trace, **generation)[0]
+    finally:
+        if recording:
+            enc.record_pixels = False
+    had = {"video": bool(trace["video_mask"].any()), "audio": bool(trace["audio_mask"].any())}
+    if save_tensors is not None:
+        save_trace(save_tensors, trace, decoded, getattr(enc, "recorded_pixels", None) if recording else None)
     attention = modality_attention(model, batch, text)
 
     ext = registry.build("cue_extractor", extractor, "--extractor")
     cues = {m: list(v) for m, v in ext.extract([text])[0].items()}
+    # A modality the model did not have cannot have given cues: whatever the text claims there is dropped.
+    for mod, key in (("visual", "video"), ("auditory", "audio")):
+        if not had[key]:
+            cues[mod] = []
     emotion = emotion_from_text(text, emotion_labels(recipe))
     conclusion_start = CONCLUSION.split("{")[0].strip().lower()
     reasoning = list(cues.get("emotional", []))
@@ -209,13 +230,13 @@ def explain_clip(clip: str | Path, audio: str | Path | None = None, subtitle: st
     if decoded.frames is not None:
         dur = decoded.duration or facts.get("duration_s")
         n = st["num_frames"]
-        if dur:
-            # uniform_indices samples segment centres; a short clip repeats frames, shown at their own times
-            fps = decoded.fps or facts.get("fps")
-            n_frames = max(1, int(round(dur * fps))) if fps else n
-            idx = np.minimum(((np.arange(n) + 0.5) * n_frames / n).astype(int), n_frames - 1)
-            frame_times = [float(i / fps) if fps else float((k + 0.5) * dur / n) for k, i in enumerate(idx)]
-        frames = _display_frames(clip, n, facts.get("width", st["frame_size"]), facts.get("height", st["frame_size"]))
+        fps = decoded.fps or facts.get("fps")
+        if decoded.frame_indices is not None and fps:  # the frames the decoder took, at their own times
+            frame_times = [float(i / fps) for i in decoded.frame_indices]
+        elif dur:
+            frame_times = [float((k + 0.5) * dur / n) for k in range(n)]
+        frames = _display_frames(clip, n, facts.get("width", st["frame_size"]), facts.get("height", st["frame_size"]),
+                                 st["sampling"])
         if frames is None:
             frames = decoded.frames
     spans = None
@@ -224,14 +245,53 @@ def explain_clip(clip: str | Path, audio: str | Path | None = None, subtitle: st
         sec = len(decoded.audio) / decoded.sample_rate
         step = stride / decoded.sample_rate if stride else sec / len(attention.audio)
         spans = [(i * step, min(sec, (i + 1) * step)) for i in range(len(attention.audio))]
-    if decoded.audio is None:
+    if not had["audio"]:
         notes.append("no audio: the description rests on the frames and the subtitle")
-    if decoded.frames is None:
+    if not had["video"]:
         notes.append("no video frames: the description rests on the audio and the subtitle")
+    if trained_on_generated_clips(recipe):
+        notes.append("this model was trained only on generated clips (drawn faces, synthesised voices): on real "
+                     "footage its cues are outside what it has seen and may be wrong")
     return Explanation(clip=clip, audio_file=audio, subtitle=subtitle, checkpoint=ckpt, description=text,
                        emotion=emotion, cues=cues, reasoning=reasoning, attention=attention, frames=frames,
                        frame_times=frame_times, waveform=decoded.audio, sample_rate=decoded.sample_rate,
-                       audio_spans=spans, media=facts, notes=list(dict.fromkeys(notes)))
+                       audio_spans=spans, media={**facts, "modalities": [m for m in ("video", "audio") if had[m]]},
+                       notes=list(dict.fromkeys(notes)))
+
+
+def trained_on_generated_clips(recipe: dict[str, Any]) -> bool:
+    """Whether the run's training data was made by the synthetic generator (``data.synth``, or a fine-tune's
+    generated dataset)."""
+    dataset = (recipe.get("finetune") or {}).get("dataset") or {}
+    return bool((recipe.get("data") or {}).get("synth")) or bool(dataset.get("generate"))
+
+
+def save_trace(path: str | Path, trace: dict[str, Any], decoded, pixels) -> None:
+    """Write the tensors of one explained clip to ``path`` (safetensors; absent modalities are left out):
+
+    ``frame_indices`` (T,) int64, ``pixel_values`` (T, 3, H, W) float32 as fed to the vision tower, ``waveform``
+    (S,) float32 mono before the feature extractor's normalisation, ``video_bridge_out`` (T, Hv),
+    ``audio_bridge_out`` (Ta, Ha) (valid tokens), ``inputs_embeds`` (L, D) (bos included), ``first_logits`` (V) at
+    the last prompt position, ``generated_ids`` (N,) int64.
+    """
+    import torch
+    from safetensors.torch import save_file
+
+    out: dict[str, torch.Tensor] = {}
+    if decoded.frame_indices is not None and bool(trace["video_mask"].any()):
+        out["frame_indices"] = torch.as_tensor(decoded.frame_indices, dtype=torch.int64)
+        if pixels is not None:
+            out["pixel_values"] = pixels[0].float()
+        out["video_bridge_out"] = trace["video_bridge_out"][0][trace["video_mask"][0]].float()
+    if decoded.audio is not None and bool(trace["audio_mask"].any()):
+        out["waveform"] = torch.as_tensor(decoded.audio, dtype=torch.float32)
+        out["audio_bridge_out"] = trace["audio_bridge_out"][0][trace["audio_mask"][0]].float()
+    valid = trace["attention_mask"][0].bool()
+    out["inputs_embeds"] = trace["inputs_embeds"][0][valid].float()
+    out["first_logits"] = trace["first_logits"][0].float()
+    out["generated_ids"] = trace["generated_ids"][0].to(torch.int64)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().cpu().contiguous() for k, v in out.items()}, str(path))
 
 
 def format_text(ex: Explanation) -> str:

@@ -177,7 +177,7 @@ def _evaluate(model, dm, resolved: dict[str, Any], out_dir: Path) -> dict[str, A
     split = ev.get("split", "test")
     metrics = evaluate_model(model, dm, out_dir, split=split, extractor=ev.get("extractor", "offline"),
                              batch_size=int(ev.get("batch_size", 32)), baselines=bool(ev.get("baselines", True)),
-                             seed=int(resolved.get("seed", 0)))
+                             wheels=ev.get("wheels"), seed=int(resolved.get("seed", 0)))
     metrics["model"]["lm_loss"] = lm_loss(model, dm, split, int(ev.get("batch_size", 32)))
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     return metrics
@@ -255,7 +255,7 @@ def finetune(recipe: dict[str, Any], run_dir: str | Path, evaluate: bool = True,
         if stage.get("skip"):
             continue
         ts = time.time()
-        model.set_stage(stage)
+        model.set_stage({"seed": int(resolved["seed"]), **stage})
         # Lightning keeps the modes it finds: the loaded (or just evaluated) model is in eval mode, which would switch
         # off dropout in what trains; train() puts the stage's trainable parts back (frozen ones stay in eval mode).
         model.train()

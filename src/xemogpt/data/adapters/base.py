@@ -86,7 +86,8 @@ class DatasetAdapter:
         descriptions / labels / subtitles: the dataset's CSV files; which ones a format reads is in ``inputs``.
         column_map: ``{schema key: column}`` (generic format only).
         language: ``en`` or ``zh``, for files with ``chinese``/``english`` columns.
-        cues: ``auto`` (offline extractor when installed, else sentences), ``offline`` or ``sentences``.
+        cues: ``auto`` (offline extractor when installed, else sentences), ``offline``, ``sentences``, or an
+            extractor object (e.g. the LLM one; a None result skips the sample as ``cue_extraction_failed``).
         split_from: column of the main file holding train/val/test.
         split_ratios: train,val,test ratios for hash splits when the source has no split.
         seed: seed of the hash splits.
@@ -109,7 +110,7 @@ class DatasetAdapter:
         subtitles: str | Path | None = None,
         column_map: dict[str, str] | None = None,
         language: str = "en",
-        cues: str = "auto",
+        cues: str | Any = "auto",
         split_from: str | None = None,
         split_ratios: str | Sequence[float] = (0.8, 0.1, 0.1),
         seed: int = 0,
@@ -225,12 +226,18 @@ class DatasetAdapter:
             if cue_fn is None:  # resolved only when needed: looking for the offline extractor loads the registry
                 mode, cue_fn = cue_function(self.cues)
             t0 = time.perf_counter()
-            cue_lists = cue_fn([samples[i].description for i in to_describe])
+            cue_lists = cue_fn([samples[i].description for i in to_describe], [samples[i].id for i in to_describe])
             if len(cue_lists) != len(to_describe):
                 raise RuntimeError(f"cue extractor '{mode}' returned {len(cue_lists)} results for {len(to_describe)} "
                                    "descriptions")
+            failed = set()
             for i, cues in zip(to_describe, cue_lists):
-                samples[i].cues = cues
+                if cues is None:  # the LLM extraction failed with --on-failure skip
+                    report.problem(samples[i].id, "cue_extraction_failed", f"'{mode}' gave no usable reply")
+                    failed.add(i)
+                else:
+                    samples[i].cues = cues
+            samples = [s for i, s in enumerate(samples) if i not in failed]
             report.note(f"cues of {len(to_describe)} description(s) from '{mode}' in {time.perf_counter() - t0:.1f}s")
         report.kept = len(samples)
         return ImportResult(samples, report)

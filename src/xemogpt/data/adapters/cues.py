@@ -1,8 +1,9 @@
 """Cue lists from a free-text description, for datasets that ship descriptions but no cues (EMER v1/v2).
 
-Two sources: the project's offline cue extractor (``cue_extractor`` ``offline`` in the registry, when installed),
-or a sentence splitter that files each sentence under ``visual``/``auditory`` by a small keyword rule and
-everything else under ``emotional``.
+Sources: the project's offline cue extractor (``cue_extractor`` ``offline`` in the registry, when installed), a
+sentence splitter that files each sentence under ``visual``/``auditory`` by a small keyword rule and everything
+else under ``emotional``, or a ready extractor object (``--cues openai``: the LLM extractor), whose None result for a
+sample means its extraction failed and the sample is to be skipped.
 """
 
 from __future__ import annotations
@@ -75,19 +76,31 @@ def offline_extractor() -> object | None:
     return entry.obj()
 
 
-def cue_function(mode: str) -> tuple[str, Callable[[list[str]], list[dict[str, list[str]]]]]:
-    """(resolved mode, function mapping descriptions to cue dicts) for ``--cues auto|offline|sentences``.
+CueFunction = Callable[..., list[dict[str, list[str]] | None]]
+
+
+def cue_function(mode: str | object) -> tuple[str, CueFunction]:
+    """(resolved mode, function mapping descriptions - and optionally their sample ids - to cue dicts) for
+    ``--cues auto|offline|sentences``, or for an extractor object (anything with ``extract``).
 
     Raises:
         ValueError: ``offline`` was asked for but no offline cue extractor is registered.
     """
+    if hasattr(mode, "extract"):
+        extractor = mode
+
+        def run_named(texts: list[str], names: list[str] | None = None) -> list[dict[str, list[str]] | None]:
+            out = extractor.extract(texts, names=names)  # type: ignore[attr-defined]
+            return [None if d is None else {m: list(d.get(m, [])) for m in MODALITIES} for d in out]
+
+        return str(getattr(extractor, "model", type(extractor).__name__)), run_named
     if mode not in CUE_MODES:
         raise ValueError(f"--cues must be one of {', '.join(CUE_MODES)}, got {mode!r}")
     if mode in ("auto", "offline"):
         extractor = offline_extractor()
         if extractor is not None:
 
-            def run(texts: list[str]) -> list[dict[str, list[str]]]:
+            def run(texts: list[str], names: list[str] | None = None) -> list[dict[str, list[str]]]:
                 out = extractor.extract(texts)  # type: ignore[attr-defined]
                 return [{m: list(d.get(m, [])) for m in MODALITIES} for d in out]
 
@@ -97,4 +110,4 @@ def cue_function(mode: str) -> tuple[str, Callable[[list[str]], list[dict[str, l
                 "--cues offline: no 'offline' cue_extractor is registered (xemogpt.cues is missing or failed to "
                 "import); use --cues sentences"
             )
-    return "sentences", lambda texts: [sentence_cues(t) for t in texts]
+    return "sentences", lambda texts, names=None: [sentence_cues(t) for t in texts]

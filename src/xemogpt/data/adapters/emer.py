@@ -1,6 +1,9 @@
 """EMER description datasets: the target paragraph is the description; cues are derived from it.
 
-* ``emer_v2``: ``name,chinese,english`` (EMER v2 / AffectGPT-style descriptions).
+* ``emer_v2``: ``name,chinese,english`` (EMER v2 / AffectGPT-style descriptions), as published in
+  zeroQiaoba/AffectGPT ``EMER/dataset-v2/final-EMER-reason.csv`` (332 rows, UTF-8, quoted multi-sentence English
+  with doubled quotes). The dataset's README calls the id column ``names``; either header is read, and a file with
+  only the language column in use (``name,english``) is enough.
 * ``emer_v1``: ``names,emotions,subtitles,reasons`` (the first EMER release: labels, subtitle and reasoning).
 """
 
@@ -26,12 +29,13 @@ class EmerV2Adapter(DatasetAdapter):
 
     def records(self, report: ImportReport, media: MediaIndex) -> Iterator[SourceRecord]:
         table = read_csv(self.descriptions, report)  # type: ignore[arg-type]
-        table.require_columns("name", "chinese", "english", flag="--descriptions")
-        column = self.text_column(table)
+        key = "names" if "name" not in table.columns and "names" in table.columns else "name"
+        column = "english" if self.language == "en" else "chinese"
+        table.require_columns(key, column, flag="--descriptions")
         for row in table.rows:
-            name = row.get("name")
+            name = row.get(key)
             if name is None:
-                report.problem("?", "missing_field", "empty 'name'", where=row.where)
+                report.problem("?", "missing_field", f"empty '{key}'", where=row.where)
                 continue
             text = row.get(column)
             if text is None:

@@ -15,16 +15,18 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from xemogpt.errors import XemoGPTError
+
 VIDEO_EXTS: tuple[str, ...] = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".flv", ".m4v", ".mpg", ".mpeg", ".wmv")
 AUDIO_EXTS: tuple[str, ...] = (".wav", ".flac", ".mp3", ".m4a", ".aac", ".ogg", ".opus")
 MEDIA_DIR = "media"
 
 
-class EscapingPathError(ValueError):
+class EscapingPathError(XemoGPTError, ValueError):
     """A media name or path resolves outside every media root."""
 
 
-class CorruptMediaError(ValueError):
+class CorruptMediaError(XemoGPTError, ValueError):
     """FFmpeg cannot open the file, or it has no stream of the needed kind."""
 
 

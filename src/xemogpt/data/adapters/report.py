@@ -12,6 +12,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from xemogpt.errors import XemoGPTError
+
 log = logging.getLogger("xemogpt.data.import")
 
 # Reasons, as counted in the report and dataset.json. "skip" reasons drop the sample; "handled" ones keep it.
@@ -25,6 +27,7 @@ SKIP_REASONS: dict[str, str] = {
     "escaping_path": "a media path points outside the data root",
     "empty_media": "the media file has zero bytes",
     "corrupt_media": "FFmpeg could not open the media file or it has no usable stream",
+    "cue_extraction_failed": "the LLM cue extractor gave no usable reply for the description (--on-failure skip)",
 }
 HANDLED_REASONS: dict[str, str] = {
     "missing_subtitle": "no subtitle for the sample (kept with an empty subtitle)",
@@ -33,7 +36,7 @@ HANDLED_REASONS: dict[str, str] = {
 }
 
 
-class ImportProblemError(ValueError):
+class ImportProblemError(XemoGPTError, ValueError):
     """Raised in strict mode at the first problem; the message names the file, line and sample id."""
 
 

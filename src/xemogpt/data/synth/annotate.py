@@ -21,6 +21,7 @@ from xemogpt.data.synth.cues import (
     PHRASES,
     TIMED_VISUAL,
     VISUAL_CUE_IDS,
+    partial_phrase,
     phrase,
 )
 from xemogpt.data.synth.subtitles import EMOTION_POLARITY, SUBTITLES
@@ -351,3 +352,25 @@ def draw_annotation(seed: int, index: int, emotion: str | None = None) -> EmoCue
         split="train",
         meta=meta,
     )
+
+
+def description_for(sample: EmoCueSample, keep: set[str] | frozenset[str]) -> str | None:
+    """The description of a generated clip as it reads when only the modalities in ``keep`` (``video``, ``audio``)
+    are perceived: the cues of the other one left out, the emotional sentences citing only what is kept.
+
+    -> the description, or None when ``sample`` was not made by this generator (nothing to rebuild it from) or
+    ``keep`` holds neither modality.
+    """
+    meta = sample.meta or {}
+    if meta.get("generator") != "xemogpt.data.synth" or not sample.cue_ids or not keep & {"video", "audio"}:
+        return None
+    if {"video", "audio"} <= set(keep):
+        return sample.description
+    only = "video" if "video" in keep else "audio"
+    parts = list(sample.cues.get("visual" if only == "video" else "auditory", []))
+    choices = meta.get("phrase_choice") or {}
+    for cue_id in sample.cue_ids.get("emotional", []):
+        polarity = meta.get("subtitle_polarity") if cue_id.startswith("text=") else None
+        parts.append(partial_phrase(cue_id, only, int(choices.get(cue_id, 0)), polarity=polarity))
+    parts.append(CONCLUSION.format(emotion=sample.emotion))
+    return " ".join(parts)

@@ -216,6 +216,58 @@ PHRASES: dict[str, list[str]] = {
     ],
 }
 
+# The emotional sentences of a clip perceived through one modality only ("video": the face, "audio": the voice), in
+# the same three phrasings as PHRASES (a description must not cite a modality the model did not get).
+PARTIAL_PHRASES: dict[tuple[str, str], list[str]] = {
+    ("text=agrees", "video"): ["The words sound {pol}, and the face agrees.", "The wording is {pol}, in line with the "
+                               "face.", "What is said sounds {pol}, matching the face."],
+    ("text=agrees", "audio"): ["The words sound {pol}, and the voice agrees.", "The wording is {pol}, in line with the "
+                               "voice.", "What is said sounds {pol}, matching the voice."],
+    ("text=neutral", "video"): ["The words sound neutral, so the face decides.", "The wording is neutral and reveals "
+                                "little.", "What is said is neutral in tone, adding little."],
+    ("text=neutral", "audio"): ["The words sound neutral, so the voice decides.", "The wording is neutral and reveals "
+                                "little.", "What is said is neutral in tone, adding little."],
+    ("text=contradicts", "video"): ["The words sound {pol}, yet the face tells otherwise.", "The wording is {pol}, "
+                                    "unlike the face.", "What is said sounds {pol}, at odds with the face."],
+    ("text=contradicts", "audio"): ["The words sound {pol}, yet the voice tells otherwise.", "The wording is {pol}, "
+                                    "unlike the voice.", "What is said sounds {pol}, at odds with the voice."],
+    ("state=happy", "video"): ["The smile suggests happiness.", "The person seems happy, smiling.",
+                               "Joy shows in the smile."],
+    ("state=happy", "audio"): ["The bright, lively voice suggests happiness.", "The person seems happy, speaking "
+                               "brightly.", "Joy shows in the upbeat voice."],
+    ("state=sad", "video"): ["The drooping face suggests sadness.", "The person seems sad and downcast.",
+                             "Sorrow shows in the downcast face."],
+    ("state=sad", "audio"): ["The low, slow voice suggests sadness.", "The person seems sad and quiet.",
+                             "Sorrow shows in the heavy voice."],
+    ("state=angry", "video"): ["The frown suggests anger.", "The person seems angry, glaring.",
+                               "Anger shows in the tense brows."],
+    ("state=angry", "audio"): ["The loud, fast voice suggests anger.", "The person seems angry, speaking forcefully.",
+                               "Anger shows in the harsh voice."],
+    ("state=surprised", "video"): ["The raised brows and open mouth suggest surprise.", "The person seems surprised, "
+                                   "wide-eyed.", "Astonishment shows in the wide eyes and open mouth."],
+    ("state=surprised", "audio"): ["The rising voice suggests surprise.", "The person seems surprised, exclaiming.",
+                                   "Astonishment shows in the rising voice."],
+    ("state=fearful", "video"): ["The wide eyes and stretched lips suggest fear.", "The person seems afraid and tense.",
+                                 "Fright shows in the strained face."],
+    ("state=fearful", "audio"): ["The shaky voice suggests fear.", "The person seems afraid, trembling.",
+                                 "Fright shows in the trembling voice."],
+    ("state=disgusted", "video"): ["The wrinkled nose suggests disgust.", "The person seems disgusted, recoiling from "
+                                   "something.", "Revulsion shows in the wrinkled nose and turned head."],
+    ("state=disgusted", "audio"): ["The low, falling voice suggests disgust.", "The person seems disgusted.",
+                                   "Revulsion shows in the low, falling voice."],
+    ("state=neutral", "video"): ["The calm face suggests a neutral state.", "The person seems calm, showing no strong "
+                                 "feeling.", "Composure shows in the still face."],
+    ("state=neutral", "audio"): ["The even voice suggests a neutral state.", "The person seems calm, showing no "
+                                 "strong feeling.", "Composure shows in the level voice."],
+}
+
+
+def partial_phrase(cue_id: str, modality: str, choice: int, *, polarity: str | None = None) -> str:
+    """The sentence of emotional cue ``cue_id`` for a clip perceived through ``modality`` (video or audio) only."""
+    templates = PARTIAL_PHRASES[(cue_id, modality)]
+    return templates[choice % len(templates)].replace("{pol}", polarity or "neutral")
+
+
 # Which word forms name which emotion in free text (longest forms first so "fearful" wins over "fear").
 EMOTION_WORDS: dict[str, tuple[str, ...]] = {
     "happy": ("happiness", "happily", "happy", "joyful", "joy", "glad", "cheerful", "delighted", "pleased"),
@@ -271,7 +323,10 @@ def normalize(sentence: str) -> str:
 def _bank() -> tuple[dict[str, str], list[tuple[str, str, frozenset[str]]]]:
     """Normalized phrasing -> id (exact table) and a list for fuzzy search."""
     exact: dict[str, str] = {}
-    for cue_id, templates in PHRASES.items():
+    partial = {}
+    for (cue_id, _), templates in PARTIAL_PHRASES.items():
+        partial.setdefault(cue_id, []).extend(templates)
+    for cue_id, templates in [*PHRASES.items(), *partial.items()]:
         for tpl in templates:
             pols = POLARITIES if "{pol}" in tpl else ("neutral",)
             for pol in pols:

@@ -1,0 +1,1 @@
+"""Weight formats from outside the project: the released XEmoGPT checkpoint (``official``)."""
