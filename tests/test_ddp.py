@@ -110,7 +110,7 @@ def test_fsdp_policy_wraps_frozen_encoders_apart_from_trainable_parts(tiny_model
 def test_ddp_deepspeed_and_plain_options(tiny_model):
     from lightning.pytorch.strategies import DDPStrategy
 
-    from xemogpt.training.checkpoint_io import AtomicCheckpointIO
+    from xemogpt.checkpointing.files import AtomicCheckpointIO
     from xemogpt.training.strategies import StrategyError, trainer_options, wraps_in_place
 
     assert wraps_in_place({"strategy": {"name": "fsdp"}}) and wraps_in_place({"strategy": "deepspeed_stage_3"})
@@ -154,45 +154,41 @@ def test_activation_checkpointing_keeps_results_and_checkpoint_keys(tiny_model):
     assert torch.allclose(losses[0][0], losses[1][0]) and torch.allclose(losses[0][1], losses[1][1], atol=1e-6)
 
 
-def test_sharded_strategies_fill_the_feature_cache_before_the_model_is_wrapped(tiny_model, synth_root, tmp_path):
-    """Under FSDP/DeepSpeed a frozen encoder's forward is a collective once the model is wrapped (strategy.setup),
-    so the cache must be complete before it and no training step may run an encoder. FSDP itself needs a GPU; this
-    checks the callback's timing and effect on one CPU process, where the same hooks run in the same order."""
-    import copy
-
+def test_stages_fill_the_feature_cache_before_any_fit_and_never_run_an_encoder(tiny_model, synth_root, tmp_path):
+    """Under FSDP/DeepSpeed a frozen encoder's forward is a collective once the model is wrapped, so the cache must be
+    complete before the stage's fit and no training step may run an encoder. The runner fills it in its own phase
+    (``Trainer.predict`` of each frozen encoder) before the stage's trainer exists; checked on one CPU process."""
     import lightning as L
 
     from xemogpt.recipe import load_recipe
-    from xemogpt.training.callbacks import EarlyFeatureCache
-    from xemogpt.training.run import data_module, feature_memo, make_trainer
+    from xemogpt.training.runner import RecipeRunner
 
     recipe = load_recipe("recipes/xemogpt-tiny.yaml", tiny_overrides(synth_root) + [
-        "model.text_encoder=null", f"data.features_dir={tmp_path / 'features'}"])  # a cold cache of its own
-    model = copy.deepcopy(tiny_model)
-    model.set_stage({"name": "instruct", "train": ["video_projector", "audio_projector", "llm_head"],
-                     "losses": ["lm"]})
-    dm = data_module(recipe, model, synth_root)
-    dm.setup()
-    n_clips = len(dm._feature_samples())
-    seen: dict = {"encoder_calls": 0, "batch_dims": []}
+        "model.text_encoder=null", f"data.features_dir={tmp_path / 'features'}", "stages.0.skip=true",
+        "stages.2.train=[video_projector,audio_projector,llm_head]", "stages.2.max_steps=2"])
+    runner = RecipeRunner(recipe, tmp_path / "run")
+    runner.plan()
+    runner.prepare_data()
+    runner.build()
+    seen: dict = {"encoder_calls": 0, "batch_keys": []}
+    for enc in (runner.model.video_encoder, runner.model.audio_encoder):
+        enc.register_forward_hook(lambda *a: seen.__setitem__("encoder_calls", seen["encoder_calls"] + 1))
+    runner.prepare_stage(1, runner.stages[1])
+    n_clips = len(runner.dm._feature_samples())
+    assert sorted(runner.dm._stores) == ["audio", "video"] and seen["encoder_calls"] > 0  # filled here, by predict
+    seen["encoder_calls"] = 0
 
-    class Probe(L.Callback):  # listed before the cache callback: its on_fit_start runs first
-        def on_fit_start(self, trainer, pl_module):  # after strategy.setup (where FSDP wraps the model)
-            seen["stores_at_fit_start"] = sorted(dm._stores)
-            for enc in (pl_module.video_encoder, pl_module.audio_encoder):
-                enc.register_forward_hook(lambda *a: seen.__setitem__("encoder_calls", seen["encoder_calls"] + 1))
-
+    class Probe(L.Callback):
         def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-            seen["batch_dims"].append((batch["frames"].dim(), batch["audio"].dim()))
+            seen["batch_keys"].append(sorted(k for k in batch if k.endswith("features")))
 
-    early = EarlyFeatureCache()
-    trainer = make_trainer(recipe, tmp_path, {"name": "instruct", "max_steps": 2}, [Probe(), early], model)
-    trainer.fit(model, datamodule=dm)
-    assert [(r.modality, r.computed, r.reused) for r in early.reports] == [("video", n_clips, 0),
-                                                                           ("audio", n_clips, 0)]
-    assert seen["stores_at_fit_start"] == ["audio", "video"]  # filled before the wrap, not at on_fit_start
-    assert seen["batch_dims"] == [(3, 3), (3, 3)]  # cached encoder outputs, not media
+    runner.extra_callbacks = [Probe()]
+    runner.fit_composed(1, runner.stages[1], tmp_path / "stage.ckpt")
+    assert seen["batch_keys"] == [["audio_features", "video_features"]] * 2  # cached encoder outputs, not media
     assert seen["encoder_calls"] == 0  # no step ran a (would-be sharded) encoder
+    assert len(runner.dm._feature_samples()) == n_clips
+    from xemogpt.training.run import feature_memo
+
     # ... and the per-sample memo, whose hits differ between ranks, is off wherever the model is sharded
     assert feature_memo({"trainer": {"strategy": "ddp"}}) and not feature_memo({"run": {"feature_memo": False}})
     assert not feature_memo({"trainer": {"strategy": {"name": "fsdp"}}})

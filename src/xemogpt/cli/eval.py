@@ -65,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     results = evaluate_model(model, dm, out, split=args.split, extractor=extractor, batch_size=args.batch_size,
                              baselines=baselines, training=training, wheels=wheels, max_new_tokens=args.max_new_tokens,
                              num_beams=args.num_beams, do_sample=args.do_sample, temperature=args.temperature,
-                             top_p=args.top_p, greedy=args.greedy or None)
+                             top_p=args.top_p, greedy=args.greedy or None,
+                             seed=int(recipe.get("seed", 0)))
     print_llm_summary(extractor)
     print_metrics(results)
     print(f"\nwrote {out}/predictions.jsonl, metrics.json, report.md")

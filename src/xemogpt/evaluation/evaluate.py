@@ -23,11 +23,17 @@ emotion of the model's own training data) and ``shuffled`` (the model's own pred
 see :mod:`xemogpt.evaluation.baselines`. Whatever the evaluated data lacks (labels, cue ids, reference cues of a
 modality, the model's training data for ``majority``) leaves those metrics out, each listed under
 ``not_reported`` with the reason (:mod:`xemogpt.evaluation.coverage`).
+
+Reproducibility: generation runs with the global random generators seeded from ``seed`` and restored afterwards, so
+sampled descriptions (``do_sample``) are a function of the model, the data and the seed, never of what the process
+ran before, and an evaluation leaves the caller's random streams (e.g. a fine-tune's training) untouched.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import random
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -48,8 +54,33 @@ def emotion_vocabulary(samples: list[EmoCueSample]) -> tuple[str, ...]:
     return tuple(sorted(found | set(EMOTIONS)))
 
 
-def generate_predictions(model, dm, split: str = "test", batch_size: int = 32, **gen: Any) -> list[dict[str, Any]]:
-    """Generate a description for every sample of ``split`` -> records {id, prediction, reference, emotion}."""
+def generate_predictions(model, dm, split: str = "test", batch_size: int = 32, seed: int = 0,
+                         **gen: Any) -> list[dict[str, Any]]:
+    """Generate a description for every sample of ``split`` -> records {id, prediction, reference, emotion}.
+
+    The random generators are seeded with ``seed`` for the duration (sampling draws the same tokens for the same
+    model, data, batch size and seed) and restored afterwards.
+    """
+    with seeded_rng(seed):
+        return _generate(model, dm, split, batch_size, **gen)
+
+
+@contextlib.contextmanager
+def seeded_rng(seed: int):
+    """Context manager: torch (every device), numpy and Python's ``random`` seeded with ``seed`` inside, the caller's
+    random states back on exit (unlike ``seed_everything`` it sets no environment variable)."""
+    import torch
+
+    from xemogpt.training.callbacks import preserve_rng
+
+    with preserve_rng():
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)
+        random.seed(seed)
+        yield
+
+
+def _generate(model, dm, split: str, batch_size: int, **gen: Any) -> list[dict[str, Any]]:
     from tqdm.auto import tqdm
 
     loader = dm._loader(split, shuffle=False, batch_size=batch_size)
@@ -200,14 +231,15 @@ def generate_for(model, dm, split: str = "test", batch_size: int = 32, **gen: An
 
 def evaluate_model(model, dm, out_dir: str | Path, split: str = "test", extractor: Any = "offline",
                    batch_size: int = 32, baselines: bool = True, training: TrainingData | None = None,
-                   wheels: Any = None, **gen: Any) -> dict[str, Any]:
+                   wheels: Any = None, seed: int = 0, **gen: Any) -> dict[str, Any]:
     """Generate for ``split`` (``"all"``: every sample), score every metric the data allows, write
     predictions.jsonl, metrics.json and report.md.
 
     ``training`` is the data the model was trained on, for the ``majority`` baseline (see
     :mod:`xemogpt.evaluation.baselines`); None means ``dm`` is that data (evaluation at the end of training).
     Metrics and baselines the data cannot support are listed with the reason under ``not_reported``. ``wheels``:
-    the recipe's ``eval.wheels``, read before generating so that a bad path fails at once.
+    the recipe's ``eval.wheels``, read before generating so that a bad path fails at once. ``seed``: the random state
+    generation starts from (matters only when sampling; see the module docstring).
     """
     from xemogpt.evaluation.report import write_report
     from xemogpt.metrics.ovmer_wheel import load_wheels
@@ -216,7 +248,7 @@ def evaluate_model(model, dm, out_dir: str | Path, split: str = "test", extracto
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    records = generate_for(model, dm, split, batch_size, **gen)
+    records = generate_for(model, dm, split, batch_size, seed=seed, **gen)
     by_id = {s.id: s for s in dm.samples}
     samples = [by_id[r["id"]] for r in records]
     texts = [r["prediction"] for r in records]

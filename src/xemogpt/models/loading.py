@@ -1,5 +1,11 @@
-"""Rebuilding a model from a run, a checkpoint file or an export folder (weights through ``weights_only=True`` or
-safetensors only; errors name the file)."""
+"""Rebuilding a model from a run, a checkpoint file or an export folder, with errors that name the file.
+
+Every load in the package goes through ``torch.load(..., weights_only=True)``, safetensors or, for resuming a stage,
+``Trainer.fit(..., weights_only=True)`` (a resumable checkpoint holds tensors and plain values only). Two loads
+inside Lightning ignore that flag, and both read only files the same run wrote: resuming under FSDP from a
+full-state checkpoint file (Lightning's lazy unpickler) and merging DeepSpeed ZeRO shards into one file
+(:func:`xemogpt.checkpointing.files.consolidate_sharded`, Lightning's converter loads with ``weights_only=False``).
+"""
 
 from __future__ import annotations
 

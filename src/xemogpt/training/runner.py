@@ -293,7 +293,8 @@ class RecipeRunner:
         trainer = make_trainer(self.recipe, self.run_dir, stage, self.callbacks(i, stage, part, composed), module,
                                log_version=version)
         try:
-            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+            # weights_only: a resumable checkpoint holds tensors and plain values only (see RNGState)
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
         except cb.RunInterrupted as e:
             self.progress.stop("interrupted", str(e))
             raise
@@ -387,7 +388,7 @@ class RecipeRunner:
                 summary["metrics"] = evaluate_model(
                     model, self.dm, self.run_dir / "eval", split=ev.get("split", "test"),
                     extractor=ev.get("extractor", "offline"), batch_size=int(ev.get("batch_size", 32)),
-                    baselines=bool(ev.get("baselines", True)), wheels=ev.get("wheels"))
+                    baselines=bool(ev.get("baselines", True)), wheels=ev.get("wheels"), seed=self.seed)
                 self.timings["eval"] = round(time.time() - te, 1)
         self.timings["total"] = round(time.time() - self.t0, 1)
         (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")

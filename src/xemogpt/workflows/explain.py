@@ -167,6 +167,7 @@ def explain_clip(clip: str | Path, audio: str | Path | None = None, subtitle: st
     from xemogpt.data.datamodule import Collator
     from xemogpt.data.decode import decode_clip
     from xemogpt.data.schema import EmoCueSample
+    from xemogpt.evaluation.evaluate import seeded_rng
     from xemogpt.models.loading import load_model
 
     clip = str(clip)
@@ -206,7 +207,8 @@ def explain_clip(clip: str | Path, audio: str | Path | None = None, subtitle: st
     if recording:
         enc.record_pixels = True
     try:
-        text = model.generate(batch, trace=trace, **generation)[0]
+        with seeded_rng(int(recipe.get("seed", 0))):  # sampled descriptions depend on the seed alone
+            text = model.generate(batch, trace=trace, **generation)[0]
     finally:
         if recording:
             enc.record_pixels = False

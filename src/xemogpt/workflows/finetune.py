@@ -21,6 +21,14 @@ are merged over the starting run's recipe (the fine-tune's keys win), so clips a
 was trained. The run folder is an ordinary run (``recipe.yaml``, ``checkpoints/``, ``model.ckpt``, ``logs/``,
 ``eval/``) plus ``eval-before/`` and ``finetune.md`` (before / after / gain), so ``xemogpt eval``, ``export``,
 ``explain`` and another ``finetune`` accept it.
+
+Reproducibility: a fine-tune is a function of the starting run, the recipe and ``seed`` (default: the starting run's)
+-- bit for bit on one machine with one thread count (``run.threads``, default every core). The new LoRA weights are
+drawn right after seeding; making the data (generate, import, decode into a cold cache) and the "before" evaluation
+happen inside :class:`~xemogpt.training.callbacks.preserve_rng`, so training starts from the same random state whether
+the data existed already and whether ``--no-eval`` was given; evaluation seeds its own sampling. Not covered:
+another thread count (CPU reductions split differently; differences from the last bit up) and CUDA kernels that
+have no deterministic version unless the recipe sets ``trainer.deterministic: true``.
 """
 
 from __future__ import annotations
@@ -169,7 +177,7 @@ def _evaluate(model, dm, resolved: dict[str, Any], out_dir: Path) -> dict[str, A
     split = ev.get("split", "test")
     metrics = evaluate_model(model, dm, out_dir, split=split, extractor=ev.get("extractor", "offline"),
                              batch_size=int(ev.get("batch_size", 32)), baselines=bool(ev.get("baselines", True)),
-                             wheels=ev.get("wheels"))
+                             wheels=ev.get("wheels"), seed=int(resolved.get("seed", 0)))
     metrics["model"]["lm_loss"] = lm_loss(model, dm, split, int(ev.get("batch_size", 32)))
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
     return metrics
@@ -183,6 +191,7 @@ def finetune(recipe: dict[str, Any], run_dir: str | Path, evaluate: bool = True,
     from xemogpt.checkpointing.files import run_recipe_of
     from xemogpt.data.schema import read_manifest
     from xemogpt.models.loading import load_model
+    from xemogpt.training.callbacks import preserve_rng
     from xemogpt.training.run import data_module, make_trainer
     from xemogpt.workflows.ablate_report import flat_metrics
 
@@ -203,34 +212,43 @@ def finetune(recipe: dict[str, Any], run_dir: str | Path, evaluate: bool = True,
         raise RecipeError(f"finetune.llm_head must be one of {HEAD_MODES}, got {mode!r}")
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    base_recipe = run_recipe_of(source)
+    seed = int(recipe.get("seed", base_recipe.get("seed", 0)))
+    torch.set_num_threads(max(1, int({**(base_recipe.get("run") or {}), **(recipe.get("run") or {})}.get(
+        "threads", os.cpu_count() or 1))))
     model = load_model(source)
+    # Seeded after the model is built, so the new LoRA weights and everything after depend on the seed alone.
+    L.seed_everything(seed, workers=True, verbose=False)
     if mode == "lora" and not add_lora(model, ft.get("lora")):
         echo("the LLM head already has LoRA adapters; training those")
-    resolved = resolve_finetune_recipe(recipe, run_recipe_of(source), dict(model.hparams["components"]), str(source))
+    resolved = resolve_finetune_recipe(recipe, base_recipe, dict(model.hparams["components"]), str(source))
     save_recipe(resolved, run_dir / "recipe.yaml")
-    L.seed_everything(int(resolved["seed"]), workers=True, verbose=False)
-    torch.set_num_threads(max(1, int((resolved.get("run") or {}).get("threads", os.cpu_count() or 1))))
     if resolved.get("generation"):
         model.generation = {**model.generation, **resolved["generation"]}
-    root = prepare_dataset(ft, Path(resolved["data"]["root"]), echo)
-    # the label set travels with the run (and its exports), so explain reads the new labels without the data
-    resolved["eval"]["emotions"] = sorted({s.emotion for s in read_manifest(root) if s.emotion})
-    save_recipe(resolved, run_dir / "recipe.yaml")
-    dm = data_module(resolved, model, root)
-    dm.setup()
-    echo(f"data: {root} train={len(dm.dataset('train'))} val={len(dm.dataset('val'))} test={len(dm.dataset('test'))}")
-    timings: dict[str, float] = {"data": round(time.time() - t0, 1)}
     summary: dict[str, Any] = {"run_dir": str(run_dir), "from": str(source), "target": ft.get("target",
                                                                                           "emotion_accuracy")}
-    if evaluate:
-        te = time.time()
-        echo("evaluating the starting model on the new data ...")
-        summary["before"] = _evaluate(model, dm, resolved, run_dir / "eval-before")
-        known = flat_metrics(summary["before"]["model"])
-        if summary["target"] not in known:  # checked before any training
-            raise RecipeError(f"finetune.target {summary['target']!r} is not a metric of the evaluation; metrics: "
-                              f"{', '.join(known)}")
-        timings["eval_before"] = round(time.time() - te, 1)
+    # Generating and importing the data, decoding it into a cold cache and the "before" evaluation draw from the
+    # global random generators only sometimes (not when the data or the cache already exist, not with --no-eval);
+    # undoing their draws makes training start from the same random state either way.
+    with preserve_rng():
+        root = prepare_dataset(ft, Path(resolved["data"]["root"]), echo)
+        # the label set travels with the run (and its exports), so explain reads the new labels without the data
+        resolved["eval"]["emotions"] = sorted({s.emotion for s in read_manifest(root) if s.emotion})
+        save_recipe(resolved, run_dir / "recipe.yaml")
+        dm = data_module(resolved, model, root)
+        dm.setup()
+        echo(f"data: {root} train={len(dm.dataset('train'))} val={len(dm.dataset('val'))} "
+             f"test={len(dm.dataset('test'))}")
+        timings: dict[str, float] = {"data": round(time.time() - t0, 1)}
+        if evaluate:
+            te = time.time()
+            echo("evaluating the starting model on the new data ...")
+            summary["before"] = _evaluate(model, dm, resolved, run_dir / "eval-before")
+            known = flat_metrics(summary["before"]["model"])
+            if summary["target"] not in known:  # checked before any training
+                raise RecipeError(f"finetune.target {summary['target']!r} is not a metric of the evaluation; "
+                                  f"metrics: {', '.join(known)}")
+            timings["eval_before"] = round(time.time() - te, 1)
 
     ckpt_dir = run_dir / "checkpoints"
     ckpt_dir.mkdir(exist_ok=True)
@@ -240,6 +258,9 @@ def finetune(recipe: dict[str, Any], run_dir: str | Path, evaluate: bool = True,
             continue
         ts = time.time()
         model.set_stage({"seed": int(resolved["seed"]), **stage})
+        # Lightning keeps the modes it finds: the loaded (or just evaluated) model is in eval mode, which would switch
+        # off dropout in what trains; train() puts the stage's trainable parts back (frozen ones stay in eval mode).
+        model.train()
         dm.batch_size = int(stage.get("batch_size", dm.batch_size))
         n_train = sum(p.numel() for p in model.trainable_parameters())
         echo(f"\n== fine-tune stage {stage['name']} (train: {', '.join(stage.get('train', []))}; "
@@ -247,7 +268,7 @@ def finetune(recipe: dict[str, Any], run_dir: str | Path, evaluate: bool = True,
         trainer = make_trainer(resolved, run_dir, stage)
         trainer.fit(model, datamodule=dm)
         last = ckpt_dir / f"{i + 1}-{stage['name']}.ckpt"
-        trainer.save_checkpoint(str(last))
+        trainer.save_checkpoint(str(last), weights_only=False)  # full state (optimiser too), said explicitly
         timings[stage["name"]] = round(time.time() - ts, 1)
     if last is None:
         raise RecipeError("every stage of the fine-tune recipe is skipped; nothing to train")
