@@ -65,7 +65,7 @@ def test_a_typo_in_each_section_names_the_key_and_the_closest_one(override, key,
 
 
 def test_a_typo_fails_before_data_generation_or_model_building(tmp_path):
-    from xemogpt.training.run import train_recipe
+    from xemogpt.training.runner import train_recipe
 
     r = load_recipe("recipes/xemogpt-tiny.yaml", [f"data.root={tmp_path / 'data'}", "data.synth.n=4",
                                                   "generation.num_beam=2"])

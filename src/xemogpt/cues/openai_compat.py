@@ -474,9 +474,11 @@ class OpenAICueExtractor(CueExtractor):
                     bar.set_postfix(retried=self.stats.retried, failed=len(failures), refresh=False)
                 if self._fatal is not None:
                     raise self._fatal
-        except BaseException:
+        except BaseException as e:
             self._abort.set()  # workers stop at their next attempt; finished replies are already cached
-            pool.shutdown(wait=False, cancel_futures=True)
+            # a fatal reply lets the requests in flight end (no retries now) so none lands after we return;
+            # Ctrl+C does not wait on them
+            pool.shutdown(wait=not isinstance(e, KeyboardInterrupt), cancel_futures=True)
             raise
         finally:
             bar.close()
