@@ -28,8 +28,9 @@ $(VENV)/.stamp: setup.cfg pyproject.toml constraints.txt
 setup: $(VENV)/.stamp
 	@$(BIN)/python -c "import xemogpt, torch, lightning; print('xemogpt ready: torch', torch.__version__, '| lightning', lightning.__version__)"
 
+# One worker per core, a file per worker at a time (module fixtures stay in one process); each worker one thread.
 test: setup
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q -n auto --dist loadfile --durations=15
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow"

@@ -252,3 +252,17 @@ def test_section_keys_cover_everything_the_code_reads():
             ("finetune", "from")} <= checked  # the scan finds the reads it must
     missing = sorted(f"{s}.{k}" for s, k in checked if k not in keys[s])
     assert not missing, f"read by src/ but refused by validate_recipe: {missing}"
+
+
+def test_default_thread_count_follows_omp_num_threads(monkeypatch):
+    import os
+
+    from xemogpt.utils.threads import default_threads
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert default_threads() == 3
+    for bad in ("0", "two", ""):
+        monkeypatch.setenv("OMP_NUM_THREADS", bad)
+        assert default_threads() == (os.cpu_count() or 1)
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert default_threads() == (os.cpu_count() or 1)

@@ -25,7 +25,6 @@ nodes, precision, accumulation, activation checkpointing) are read by :mod:`xemo
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -53,6 +52,7 @@ from xemogpt.training.run import (
     predict_options,
 )
 from xemogpt.training.strategies import wraps_in_place
+from xemogpt.utils.threads import default_threads
 
 
 def train_recipe(recipe: dict[str, Any], run_dir: str | Path, evaluate: bool = True,
@@ -130,7 +130,7 @@ class RecipeRunner:
                 save_recipe(self.recipe, self.run_dir / "recipe.yaml")
         self.progress = progress
         L.seed_everything(self.seed, workers=True, verbose=False)
-        torch.set_num_threads(max(1, int(self.settings.get("threads", os.cpu_count() or 1))))
+        torch.set_num_threads(max(1, int(self.settings.get("threads") or default_threads())))
 
     # --- data -----------------------------------------------------------------------------------------------------
     def prepare_data(self) -> None:

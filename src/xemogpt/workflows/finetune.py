@@ -193,6 +193,7 @@ def finetune(recipe: dict[str, Any], run_dir: str | Path, evaluate: bool = True,
     from xemogpt.models.loading import load_model
     from xemogpt.training.callbacks import preserve_rng
     from xemogpt.training.run import data_module, make_trainer
+    from xemogpt.utils.threads import default_threads
     from xemogpt.workflows.ablate_report import flat_metrics
 
     t0 = time.time()
@@ -215,7 +216,7 @@ def finetune(recipe: dict[str, Any], run_dir: str | Path, evaluate: bool = True,
     base_recipe = run_recipe_of(source)
     seed = int(recipe.get("seed", base_recipe.get("seed", 0)))
     torch.set_num_threads(max(1, int({**(base_recipe.get("run") or {}), **(recipe.get("run") or {})}.get(
-        "threads", os.cpu_count() or 1))))
+        "threads") or default_threads())))
     model = load_model(source)
     # Seeded after the model is built, so the new LoRA weights and everything after depend on the seed alone.
     L.seed_everything(seed, workers=True, verbose=False)
