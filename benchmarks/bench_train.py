@@ -267,7 +267,8 @@ def peak_memory_mb() -> tuple[float, str]:
                 return int(line.split()[1]) / 1024, "resident memory"  # kB
     import resource
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "resident memory"  # KiB (macOS: bytes)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return peak / (2**20 if sys.platform == "darwin" else 1024), "resident memory"
 
 
 def memory_child(args) -> int:
