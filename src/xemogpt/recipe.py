@@ -77,13 +77,15 @@ def find_recipe(path: str | Path) -> Path:
     raise FileNotFoundError(f"recipe {str(path)!r} not found (looked in ./ and ./recipes/)")
 
 
-def load_yaml(path: Path) -> dict[str, Any]:
+def load_yaml(path: Path, what: str = "a recipe", error: type[Exception] = RecipeError) -> dict[str, Any]:
+    """The mapping in the YAML file ``path``; ``error`` names the file when it is not valid YAML or not a mapping
+    (``what`` it should have been: "a recipe", "an ablation file")."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
-        raise RecipeError(f"{path}: not valid YAML ({e})") from e
+        raise error(f"{path}: not valid YAML ({e})") from e
     if not isinstance(data, dict):
-        raise RecipeError(f"{path}: a recipe must be a YAML mapping")
+        raise error(f"{path}: {what} must be a YAML mapping")
     return data
 
 

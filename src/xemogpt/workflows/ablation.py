@@ -41,7 +41,7 @@ from typing import Any
 import yaml
 
 from xemogpt.errors import XemoGPTError
-from xemogpt.recipe import RecipeError, apply_overrides, find_recipe, load_recipe, set_key
+from xemogpt.recipe import RecipeError, apply_overrides, find_recipe, load_recipe, load_yaml, set_key
 
 ABLATION_KEYS = ("name", "description", "base", "overrides", "seeds", "axes", "baseline", "exclude", "out", "metrics")
 _VALUE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+-]*$")
@@ -176,12 +176,7 @@ def load_ablation(path: str | Path, overrides: list[str] | None = None, out: str
         p = alt if alt.exists() else alt.with_suffix(".yaml") if alt.with_suffix(".yaml").exists() else p
     if not p.exists():
         raise FileNotFoundError(f"ablation file {str(path)!r} not found (looked in ./ and ./recipes/ablations/)")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        raise AblationError(f"{p}: not valid YAML ({e})") from e
-    if not isinstance(data, dict):
-        raise AblationError(f"{p}: an ablation file must be a YAML mapping")
+    data = load_yaml(p, "an ablation file", AblationError)
     for key in data:
         if key not in ABLATION_KEYS:
             near = difflib.get_close_matches(str(key), ABLATION_KEYS, n=2)
