@@ -51,6 +51,9 @@ def test_every_encoder_encodes_clips_through_trainer_predict(ckpts, kind, name):
         batch["frame_mask"][2] = False  # a clip without video
     else:
         batch["audio_mask"][2] = False  # a clip without audio
+        half = batch["audio"].shape[1] // 2
+        batch["audio_mask"][1, half:] = False  # a shorter clip, padded as the collator pads it
+        batch["audio"][1, half:] = 0.0
     loader = torch.utils.data.DataLoader([batch], batch_size=None)  # one ready batch
     (out,) = trainer().predict(enc, dataloaders=loader)
     assert out["ids"] == batch["ids"] and out["features"][2] is None
@@ -60,9 +63,11 @@ def test_every_encoder_encodes_clips_through_trainer_predict(ckpts, kind, name):
             for i in range(2):
                 torch.testing.assert_close(out["features"][i], direct[i].float(), rtol=1e-5, atol=1e-5)
         else:
-            for i in range(2):  # one clip at a time, as the cache encodes audio
-                tok, mask = enc(batch["audio"][i:i + 1], batch["audio_mask"][i:i + 1])
-                torch.testing.assert_close(out["features"][i], tok[0][mask[0]].float(), rtol=1e-5, atol=1e-5)
+            # each clip exactly as if encoded alone at its own length: the batch's padding does not reach it
+            for i, n in enumerate((batch["audio"].shape[1], half)):
+                tok, mask = enc(batch["audio"][i:i + 1, :n], batch["audio_mask"][i:i + 1, :n])
+                assert torch.equal(out["features"][i], tok[0][mask[0]].float())
+            assert out["features"][1].shape[0] < out["features"][0].shape[0]
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +86,34 @@ def cached(synth_root, tmp_path_factory):
     reports = dm.use_features(model.video_encoder, model.audio_encoder, progress=False)
     assert [r.computed for r in reports] == [len(dm._feature_samples())] * 2
     return recipe, model, dm
+
+
+def test_the_data_layers_batch_transfer_moves_tensors_and_leaves_each_clips_record_alone(cached):
+    """The DataModule's (and the cache fill's) transfer_batch_to_device moves the batch's tensors and passes the clips'
+    records through unwalked: Lightning's default would visit, copy and move everything inside them."""
+    from dataclasses import dataclass
+
+    from xemogpt.data.datamodule import _MediaBatches
+
+    _, _, dm = cached
+
+    @dataclass
+    class Record:
+        id: str
+        extra: torch.Tensor
+
+    rec = Record("a", torch.zeros(2))
+    batch = {"ids": ["a"], "video_features": torch.zeros(1, 2, 3), "samples": [rec], "subtitle": ["hi"],
+             "other": {"t": torch.zeros(1)}}
+    for hook in (dm.transfer_batch_to_device, _MediaBatches(None).transfer_batch_to_device):
+        out = hook(batch, torch.device("meta"), 0)
+        assert out["video_features"].is_meta and out["other"]["t"].is_meta  # keys outside the contract: walked
+        assert out["samples"][0] is rec and not rec.extra.is_meta and out["subtitle"] is batch["subtitle"]
+    real = next(iter(dm.train_dataloader()))
+    out = dm.transfer_batch_to_device(real, torch.device("meta"), 0)
+    tensors = [k for k, v in real.items() if isinstance(v, torch.Tensor)]
+    assert {"video_features", "audio_features"} <= set(tensors) and all(out[k].is_meta for k in tensors)
+    assert out["samples"] is real["samples"]
 
 
 def test_a_bridge_trains_alone_on_the_datamodules_cached_features(cached):

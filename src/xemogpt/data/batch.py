@@ -43,6 +43,26 @@ class Batch(TypedDict, total=False):
     handled: list[tuple[str, str, str]]  # (id, reason, detail) of kept clips with a problem
 
 
+#: The batch's per-clip metadata: plain Python values that stay on the host whatever the model's device.
+METADATA_KEYS = frozenset({"ids", "subtitle", "description", "description_without", "visual_text", "auditory_text",
+                           "emotion", "samples", "skipped", "handled"})
+
+
+def to_device(batch: Any, device: torch.device | str) -> Any:
+    """``batch`` with its tensors on ``device`` and its metadata (:data:`METADATA_KEYS`) passed through as it is:
+    the DataModule's ``transfer_batch_to_device``.
+
+    Lightning's default transfer walks every object of a batch, and ``samples`` holds each clip's whole EmoCueSample
+    (cues, ids, meta: some 500 objects a clip), which cost milliseconds a batch for nothing. Anything else (a batch
+    that is not a dict, or a key outside the contract) takes Lightning's walk.
+    """
+    from lightning.fabric.utilities.apply_func import move_data_to_device
+
+    if not isinstance(batch, dict):
+        return move_data_to_device(batch, device)
+    return {k: v if k in METADATA_KEYS else move_data_to_device(v, device) for k, v in batch.items()}
+
+
 def has_features(batch: Batch | dict[str, Any], modality: str) -> bool:
     """Whether the batch carries ``modality`` as cached encoder features."""
     return f"{modality}_features" in batch

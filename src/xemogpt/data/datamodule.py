@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from xemogpt.data.batch import to_device
 from xemogpt.data.decode import DecodeError, decode_clip
 from xemogpt.data.feature_cache import (
     CacheReport,
@@ -403,6 +404,20 @@ class Collator:
         return out, mask
 
 
+class _MediaBatches(L.LightningDataModule):
+    """One media loader for ``Trainer.predict``, with the DataModule's batch transfer (metadata left unwalked)."""
+
+    def __init__(self, loader: DataLoader) -> None:
+        super().__init__()
+        self.loader = loader
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.loader
+
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        return to_device(batch, device)
+
+
 def _identity(batch):
     return batch
 
@@ -676,6 +691,9 @@ class EmoCueDataModule(L.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", shuffle=False, batch_size=self.eval_batch_size)
 
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        return to_device(batch, device)  # the clips' metadata stays on the host, unwalked
+
     def record_batch(self, batch: dict[str, Any]) -> None:
         """Count the skipped and handled samples a batch reports (each (sample, reason) once)."""
         for sid, reason, detail in batch.get("skipped", []):
@@ -763,8 +781,8 @@ class EmoCueDataModule(L.LightningDataModule):
         todo = [s for s in samples if not store.has(keys[s.id])]
         report = CacheReport(store.modality, store.key, reused=len(samples) - len(todo))
         if todo:
-            # Audio one clip at a time: padding changes the last tokens of shorter clips (STFT/conv front ends).
-            bs = self.eval_batch_size if store.modality == "video" else 1
+            # (audio encoders encode each clip of a batch alone, at its own length: see AudioEncoder.predict_step)
+            bs = self.eval_batch_size
             writer = FeatureWriter(store, keys, report, self.skips, getattr(encoder, "output_dim", None))
             opts = dict(trainer_options) if trainer_options else device_options(
                 device if device is not None else next(encoder.parameters(), torch.empty(0)).device)
@@ -773,7 +791,7 @@ class EmoCueDataModule(L.LightningDataModule):
             was_training = encoder.training
             encoder.eval()
             try:
-                L.Trainer(**opts).predict(encoder, dataloaders=self._media_loader(todo, bs),
+                L.Trainer(**opts).predict(encoder, datamodule=_MediaBatches(self._media_loader(todo, bs)),
                                           return_predictions=False)
             finally:
                 encoder.train(was_training)

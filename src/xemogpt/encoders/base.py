@@ -42,14 +42,14 @@ class AudioEncoder(Component):
     @torch.no_grad()
     def predict_step(self, batch: dict[str, Any], batch_idx: int = 0) -> dict[str, Any]:
         """A media batch -> {"ids", "features": per clip (A, D) float32 valid tokens on the CPU or None (no audio),
-        "skipped", "handled"}. Fill with one clip per batch: padding changes the last tokens of shorter clips for
-        encoders with padding-sensitive front ends (STFT, convolutions)."""
-        has = batch["audio_mask"].any(1)
-        feats: list[torch.Tensor | None] = [None] * len(has)
-        if bool(has.any()):
-            idx = has.nonzero().flatten()
-            tok, mask = self(batch["audio"][idx], batch["audio_mask"][idx])
-            for j, i in enumerate(idx.tolist()):
-                feats[i] = tok[j][mask[j]].float().cpu()
+        "skipped", "handled"}. Each clip is encoded alone, cut to its own length: padding would change the last
+        tokens of shorter clips for encoders with padding-sensitive front ends (STFT, convolutions), so a clip's
+        features do not depend on the batch it came in."""
+        lengths = batch["audio_mask"].sum(1).tolist()
+        feats: list[torch.Tensor | None] = [None] * len(lengths)
+        for i, n in enumerate(lengths):
+            if n:
+                tok, mask = self(batch["audio"][i:i + 1, :n], batch["audio_mask"][i:i + 1, :n])
+                feats[i] = tok[0][mask[0]].float().cpu()
         return {"ids": batch["ids"], "features": feats, "skipped": batch.get("skipped", []),
                 "handled": batch.get("handled", [])}
