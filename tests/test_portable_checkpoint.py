@@ -21,6 +21,11 @@ def test_folder_components_rebuild_from_the_checkpoint_when_the_folders_are_gone
     src = tmp_path / "checkpoints"
     clip, hubert, lm = fx.make_clip_folder(src), fx.make_speech_folder(src, "hubert"), fx.make_lm_folder(src, "qwen3")
     clip_cfg = json.loads((clip / "config.json").read_text())
+    # the folder's sampling defaults, as Qwen3's generation_config.json has them (top_k, top_p, temperature)
+    gen_file = lm / "generation_config.json"
+    gen_cfg = {**(json.loads(gen_file.read_text()) if gen_file.exists() else {}),
+               "do_sample": True, "top_k": 2, "top_p": 0.9, "temperature": 0.7}
+    gen_file.write_text(json.dumps(gen_cfg))
     components = {
         "video_encoder": {"name": "hf-clip-vision", "path": str(clip)},
         "audio_encoder": {"name": "hf-speech", "path": str(hubert)},
@@ -47,6 +52,8 @@ def test_folder_components_rebuild_from_the_checkpoint_when_the_folders_are_gone
 
     batch = fx.fake_batch()
     want = model.generate(batch)
+    torch.manual_seed(1)
+    want_sampled = model.generate(batch, do_sample=True)  # top_k etc. from the folder's generation config
     want_embeds = model.spliced(batch, with_targets=False).inputs_embeds
 
     shutil.rmtree(src)  # the pretrained folders are gone
@@ -56,6 +63,10 @@ def test_folder_components_rebuild_from_the_checkpoint_when_the_folders_are_gone
     assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
     assert torch.equal(again.spliced(batch, with_targets=False).inputs_embeds, want_embeds)
     assert again.generate(batch) == want
+    got = again.llm_head.model.generation_config
+    assert (got.top_k, got.top_p, got.temperature) == (2, 0.9, 0.7)
+    torch.manual_seed(1)
+    assert again.generate(batch, do_sample=True) == want_sampled
     assert again.llm_head.tokenizer.get_vocab() == model.llm_head.tokenizer.get_vocab()
 
     # An export of that checkpoint is just as self-contained.

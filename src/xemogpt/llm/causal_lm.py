@@ -70,6 +70,9 @@ class CausalLMHead(Component):
         dtype: weights dtype: bf16, fp16, fp32, ``auto`` (bf16 where the GPU supports it, fp16 on other GPUs,
             fp32 on CPU) or None (fp32).
         gradient_checkpointing: recompute activations in the backward pass.
+        generation_config: generation defaults as a folder's ``generation_config.json`` holds them (``top_k``,
+            ``top_p``, ``temperature`` ...), over the folder's own; a portable checkpoint carries the folder's here, so
+            a rebuild without the folder samples as the original did.
     """
 
     weight_args = {"path": LM_FOLDER, "tokenizer": TOKENIZER_FOLDER}
@@ -77,7 +80,8 @@ class CausalLMHead(Component):
     def __init__(self, path: str | None = None, arch: str = "qwen3", config: dict[str, Any] | str | None = None,
                  tokenizer: str | None = None, tokenizer_json: str | None = None, train_mode: str = "full",
                  lora: dict[str, Any] | None = None, template: str = "paper", max_length: int = 2048,
-                 dtype: str | None = None, gradient_checkpointing: bool = False, bos: str | None = None) -> None:
+                 dtype: str | None = None, gradient_checkpointing: bool = False, bos: str | None = None,
+                 generation_config: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
         key = "model.llm_head"
@@ -123,6 +127,8 @@ class CausalLMHead(Component):
             self.model = build_hf_model(AutoModelForCausalLM, src, cfg, torch_dtype, key)
         else:
             self.model = build_hf_model(MODEL_FOR_CAUSAL_LM_MAPPING[type(cfg)], src, cfg, torch_dtype, key)
+        if generation_config:
+            self.model.generation_config.update(**generation_config)
         if self.tokenizer is not None and self.model.get_input_embeddings().num_embeddings < len(self.tokenizer):
             self.model.resize_token_embeddings(len(self.tokenizer))
         if gradient_checkpointing:
@@ -152,6 +158,9 @@ class CausalLMHead(Component):
         base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
         spec: dict[str, Any] = {"path": None, "config": hf_config_dict(base.config), "arch": base.config.model_type,
                                 "tokenizer": None, "tokenizer_json": None}
+        # the folder's sampling defaults (Qwen3: top_k 20, top_p 0.95, temperature 0.6), which a config alone lacks
+        gen = {k: v for k, v in base.generation_config.to_diff_dict().items() if k != "transformers_version"}
+        spec["generation_config"] = {**(self.hparams.generation_config or {}), **gen} or None
         if self.tokenizer is not None:
             self.tokenizer.save_pretrained(str(folder / "tokenizer"))
             spec["tokenizer"] = "tokenizer"
