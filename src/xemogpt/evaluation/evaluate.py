@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from xemogpt.data.batch import to_device
 from xemogpt.data.schema import EmoCueSample
 from xemogpt.evaluation.baselines import TrainingData
 
@@ -91,7 +92,7 @@ def _generate(model, dm, split: str, batch_size: int, **gen: Any) -> list[dict[s
             dm.note_skipped(batch["skipped"])
         if not batch["ids"]:
             continue
-        batch = {k: (v.to(model.device) if hasattr(v, "to") else v) for k, v in batch.items()}
+        batch = to_device(batch, model.device)
         preds = model.generate(batch, **gen)
         for s, p in zip(batch["samples"], preds):
             records.append({"id": s.id, "prediction": p, "reference": s.description, "emotion": s.emotion,

@@ -199,7 +199,9 @@ def explain_clip(clip: str | Path, audio: str | Path | None = None, subtitle: st
 
         batch["audio"] = torch.zeros(1, st["sample_rate"])
         batch["audio_mask"] = torch.zeros(1, st["sample_rate"], dtype=torch.bool)
-    batch = {k: (v.to(model.device) if hasattr(v, "to") else v) for k, v in batch.items()}
+    from xemogpt.data.batch import to_device
+
+    batch = to_device(batch, model.device)
     batch["ids"] = None  # no per-id feature memo: every explained clip is new to the model
     trace: dict[str, Any] = {}
     enc = model.video_encoder

@@ -155,13 +155,15 @@ def lm_loss(model, dm, split: str = "test", batch_size: int = 16) -> float | Non
     """Mean per-token cross-entropy of the reference descriptions of ``split`` (teacher forcing)."""
     import torch
 
+    from xemogpt.data.batch import to_device
+
     total, tokens = 0.0, 0
     model.eval()
     with torch.no_grad():
         for batch in dm._loader(split, shuffle=False, batch_size=batch_size):
             if not batch["ids"]:
                 continue
-            batch = {k: (v.to(model.device) if hasattr(v, "to") else v) for k, v in batch.items()}
+            batch = to_device(batch, model.device)
             sp = model.spliced(batch, with_targets=True)
             out = model.llm_head(sp.inputs_embeds, sp.attention_mask, sp.position_ids, sp.labels)
             n = int((sp.labels[:, 1:] != -100).sum())  # HF shifts labels by one inside the loss
